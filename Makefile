@@ -1,0 +1,43 @@
+# The README's only two set-up commands: `make demo` and `make test`. Both install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TORCH  := torch==2.13.0
+
+.PHONY: install demo test browser lint bench clean
+
+# torch goes in first, pinned, from the CPU wheel; the constraint then stops any later
+# requirement from swapping it for a multi-GB CUDA build.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	echo "$(TORCH)" > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The web page test drives Debian's chromium; without root or apt it is skipped with a reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      >/dev/null) || echo "chromium could not be installed; the browser test will skip"; \
+	  else echo "no root/apt-get: the browser test will skip"; fi; }
+
+demo: install
+	$(BIN)/lmstack demo
+
+test: install browser
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check lmstack tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/forward.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,20 @@
+"""lmstack: the large-language-model stack as one small, readable, tested Python codebase."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+def load(folder: str | Path, dtype=None, device=None):
+    """Load a Hugging Face model folder: returns (model, tokenizer or None if it has none)."""
+    from lmstack.models.hub import load_model
+    from lmstack.tokenizer import Tokenizer, TokenizerError
+
+    model = load_model(folder, dtype=dtype, device=device)
+    try:
+        tokenizer = Tokenizer.from_folder(folder)
+    except TokenizerError:
+        tokenizer = None
+    return model, tokenizer

@@ -1,0 +1,21 @@
+"""Whole architectures, one file per family, with Hugging Face weight names."""
+
+from lmstack.models.bert import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForNextSentencePrediction,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertModel,
+    mean_pool,
+)
+from lmstack.models.gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
+from lmstack.models.hub import ModelLoadError, load_config, load_model, save_model
+from lmstack.models.llama import LlamaConfig, LlamaForCausalLM, LlamaModel
+
+__all__ = [
+    "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
+    "BertForSequenceClassification", "BertModel", "GPT2Config", "GPT2LMHeadModel", "GPT2Model",
+    "LlamaConfig", "LlamaForCausalLM", "LlamaModel", "ModelLoadError", "load_config",
+    "load_model", "mean_pool", "save_model",
+]

@@ -1,0 +1,183 @@
+"""The Llama family as one decoder: Llama 1-3, Qwen2 and Mistral differ only by config.
+
+Follows Touvron et al. 2023 (pre-RMSNorm, rotary positions, SwiGLU, grouped-query attention)
+and matches transformers' LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM weight names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from lmstack.models.base import PretrainedModel
+from lmstack.models.config import ModelConfig
+from lmstack.nn.attention import GroupedQueryAttention, KVCache, build_attention_mask
+from lmstack.nn.feedforward import SwiGLU
+from lmstack.nn.norms import RMSNorm
+from lmstack.nn.positions import RotaryEmbedding
+
+ARCHITECTURE_OF = {
+    "llama": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "mistral": "MistralForCausalLM",
+}
+
+
+@dataclass
+class LlamaConfig(ModelConfig):
+    model_type: str = "llama"  # "llama", "qwen2" or "mistral"
+    vocab_size: int = 32000
+    hidden_size: int = 4096
+    intermediate_size: int = 11008
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    hidden_act: str = "silu"
+    max_position_embeddings: int = 2048
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_scaling: dict[str, Any] | None = None
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    tie_word_embeddings: bool = False
+    sliding_window: int | None = None
+    use_sliding_window: bool | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self):
+        if self.model_type not in ARCHITECTURE_OF:
+            raise ValueError(f"model_type {self.model_type!r} is not a Llama-family type")
+        self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
+        self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
+        self.architectures = self.architectures or [ARCHITECTURE_OF[self.model_type]]
+
+    @classmethod
+    def _normalise(cls, d: dict[str, Any]) -> None:
+        # transformers >= 5 folds rope_theta and rope_scaling into one "rope_parameters" dict.
+        params = d.pop("rope_parameters", None)
+        if params:
+            params = dict(params)
+            d.setdefault("rope_theta", params.pop("rope_theta", 10000.0))
+            if params.get("rope_type", params.get("type", "default")) != "default":
+                d.setdefault("rope_scaling", params)
+        d.pop("layer_types", None)  # derived from sliding_window; rewritten by transformers
+
+    @property
+    def qkv_bias(self) -> bool:
+        return self.attention_bias or self.model_type == "qwen2"  # Qwen2 always biases q, k, v
+
+    @property
+    def attention_window(self) -> int | None:
+        """The sliding window actually in force (Qwen2 only uses it when switched on)."""
+        if self.model_type == "qwen2" and not self.use_sliding_window:
+            return None
+        return self.sliding_window
+
+
+class LlamaDecoderLayer(nn.Module):
+    """x + attn(norm(x)), then x + mlp(norm(x)): pre-normalisation keeps deep stacks stable."""
+
+    def __init__(self, config: LlamaConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn = GroupedQueryAttention(
+            config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
+            config.head_dim, qkv_bias=config.qkv_bias, o_bias=config.attention_bias,
+            layer_idx=layer_idx,
+        )
+        self.mlp = SwiGLU(
+            config.hidden_size, config.intermediate_size, config.hidden_act, config.mlp_bias
+        )
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, x: Tensor, mask: Tensor | None, rotary, kv_cache=None) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), mask, rotary, kv_cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(PretrainedModel):
+    """The decoder stack without the language-model head (HF's `model.` prefix)."""
+
+    config_class = LlamaConfig
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(
+            LlamaDecoderLayer(config, i) for i in range(config.num_hidden_layers)
+        )
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
+        """Hidden states [B, T, hidden] for input_ids [B, T].
+
+        attention_mask is [B, past + T] with 1 for real tokens (HF's convention); positions
+        default to past .. past + T - 1 as in transformers, so a padded batch matches it.
+        """
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        B, T = x.shape[:2]
+        past = getattr(kv_cache, "length", 0) if kv_cache is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=x.device).expand(B, T)
+        mask = build_attention_mask(
+            attention_mask, T, past + T, causal=True, dtype=x.dtype, device=x.device,
+            sliding_window=self.config.attention_window,
+        )
+        rotary = self.rotary_emb(position_ids, x.dtype)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, mask, rotary, kv_cache, use_reentrant=False)
+            else:
+                x = layer(x, mask, rotary, kv_cache)
+        if kv_cache is not None and hasattr(kv_cache, "advance"):
+            kv_cache.advance(T)
+        return self.norm(x)
+
+
+class LlamaForCausalLM(PretrainedModel):
+    """Decoder + a linear head to vocabulary logits (tied to the embeddings when configured)."""
+
+    config_class = LlamaConfig
+    base_model_prefix = "model"
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.init_weights()
+        self.tie_weights()
+
+    def tied_weights(self) -> dict[str, str]:
+        if self.config.tie_word_embeddings:
+            return {"lm_head.weight": "model.embed_tokens.weight"}
+        return {}
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        logits_to_keep: int = 0,
+    ) -> Tensor:
+        """Logits [B, T, vocab]; `logits_to_keep=n` computes only the last n positions (decode
+        needs just the final one, and the head is the largest matmul of a small model)."""
+        h = self.model(input_ids, attention_mask, position_ids, kv_cache)
+        if logits_to_keep:
+            h = h[:, -logits_to_keep:]
+        return self.lm_head(h)
