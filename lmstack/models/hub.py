@@ -166,8 +166,6 @@ def _check_keys(state: dict, model: PretrainedModel, folder: Path, backbone_only
     expected = set(model.state_dict()) - set(model.tied_weights())
     if backbone_only:  # the task head is new: it will be initialised, not loaded
         expected = {k for k in expected if k.startswith(model.base_model_prefix + ".")}
-    expected = {k for k in expected if k in dict(model.named_parameters()) or k in state
-                or k in dict(model.named_buffers())}
     missing = sorted(expected - set(state))
     modules = {name for name, _ in model.named_modules()}
     # A whole sub-module we lack (e.g. a pooler or another task's head) is fine to skip;

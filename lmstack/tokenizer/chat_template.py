@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import jinja2
 import jinja2.ext
@@ -29,22 +29,25 @@ CHATML_TEMPLATE = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{{ messages[0]['content'] + '\\n\\n' }}"
     "{%- endif -%}"
-    "{{ '# Tools\\n\\nTo call a tool, answer with <tool_call>{\"name\": ..., \"arguments\": {...}}"
+    '{{ \'# Tools\\n\\nTo call a tool, answer with <tool_call>{"name": ..., "arguments": {...}}'
     "</tool_call>. Available tools:\\n<tools>' }}"
     "{%- for tool in tools -%}{{ '\\n' + (tool | tojson) }}{%- endfor -%}"
     "{{ '\\n</tools><|im_end|>\\n' }}"
     "{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- if not (tools and loop.first and message['role'] == 'system') -%}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- set text -%}"
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- elif message['content'] is defined -%}"
     "{%- for part in message['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
     "{%- endif -%}"
+    "{%- endset -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + text }}"
     "{%- for call in message['tool_calls'] or [] -%}"
     "{%- set call = call['function'] if call['function'] is defined else call -%}"
     "{%- set args = call['arguments'] -%}"
-    "{{ '\\n<tool_call>\\n{\"name\": ' + (call['name'] | tojson) + ', \"arguments\": ' }}"
+    "{{ ('\\n' if text or not loop.first else '') + '<tool_call>\\n{\"name\": ' }}"
+    "{{- (call['name'] | tojson) + ', \"arguments\": ' -}}"
     "{{- args if args is string else (args | tojson) -}}"
     "{{ '}\\n</tool_call>' }}"
     "{%- endfor -%}"
@@ -62,7 +65,7 @@ class _GenerationTag(jinja2.ext.Extension):
     assistant-token mask); without the extension such templates would not even compile.
     """
 
-    tags = {"generation"}
+    tags: ClassVar[set[str]] = {"generation"}
 
     def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno

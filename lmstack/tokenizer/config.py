@@ -138,7 +138,9 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         for side in (self.padding_side, self.truncation_side):
             if side not in ("left", "right"):
-                raise TokenizerError(f"padding/truncation side must be 'left' or 'right', not {side!r}.")
+                raise TokenizerError(
+                    f"padding/truncation side must be 'left' or 'right', not {side!r}."
+                )
         if not self.model_input_names:
             wants_types = base_class_name(self.tokenizer_class) in _CLASSES_WITH_TOKEN_TYPE_IDS
             types = ["token_type_ids"] if wants_types else []

@@ -1,0 +1,544 @@
+"""`Tokenizer`: a `tokenizers.Tokenizer` plus the settings of a Hugging Face tokenizer folder,
+with encode/decode, batching with padding and truncation, chat templates and save/load.
+
+Follows transformers (v5) `TokenizersBackend` / `AutoTokenizer` behaviour, which the parity tests
+in tests/tokenizer hold it to id for id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken
+from tokenizers import Tokenizer as Backend
+
+from lmstack.tokenizer.chat_template import render_chat_template, select_chat_template
+from lmstack.tokenizer.config import (
+    CHAT_TEMPLATE_FILE,
+    CONFIG_FILE,
+    NAMED_SPECIAL_TOKENS,
+    TokenizerConfig,
+)
+from lmstack.tokenizer.errors import TokenizerError
+from lmstack.tokenizer.vocab_files import (
+    bert_template,
+    byte_level_bpe_from_vocab_json,
+    special_tokens_template,
+    wordpiece_from_vocab_txt,
+)
+
+TOKENIZER_FILE = "tokenizer.json"
+_TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # A crash mid-save must never leave a half-written tokenizer.json that later fails to parse.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean_up_tokenization(text: str) -> str:
+    # WordPiece decoding leaves " ." and " n't"; transformers' optional clean-up undoes that.
+    for spaced, joined in (
+        (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+        (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    ):  # fmt: skip
+        text = text.replace(spaced, joined)
+    return text
+
+
+class Tokenizer:
+    """Text <-> token ids for one model, identical to `transformers.AutoTokenizer` on its folder.
+
+    `backend` does the work (normalize, pre-tokenize, BPE/WordPiece, special-token template);
+    `config` holds what tokenizer_config.json says (special tokens, lengths, chat template).
+    """
+
+    def __init__(self, backend: Backend, config: TokenizerConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config if config is not None else TokenizerConfig()
+        # encode_batch with padding/truncation reconfigures the shared backend; the lock keeps a
+        # concurrent plain encode from seeing another call's padding.
+        self._lock = threading.Lock()
+        # A tokenizer.json may bake in padding/truncation (all-MiniLM pads to 128); here, as in
+        # transformers, those are per-call choices, so the resting state is "neither".
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.backend.encode_special_tokens = self.config.split_special_tokens
+        self._register_special_tokens()
+        cfg = self.config
+        if cfg.add_bos_token is not None or cfg.add_eos_token is not None:
+            self._install_bos_eos_template(bool(cfg.add_bos_token), bool(cfg.add_eos_token))
+        elif self.backend.post_processor is None:
+            self._install_bos_eos_template(False, False)
+
+    # ----------------------------------------------------------------- construction helpers
+    def _register_special_tokens(self) -> None:
+        """Make every configured special token one unsplittable id, as transformers does."""
+        present = {t.content: t for t in self.backend.get_added_tokens_decoder().values()}
+        for _, fields in sorted(self.config.added_tokens.items()):
+            if fields["content"] not in present:
+                token = AddedToken(**{k: v for k, v in fields.items() if k != "__type"})
+                self.backend.add_tokens([token])
+                present[token.content] = token
+        for content in self.all_special_tokens:
+            known = present.get(content)
+            if known is not None and known.special:
+                continue
+            # Keep flags the folder already chose (e.g. RoBERTa's lstrip <mask>); special tokens
+            # default to normalized=False so that lower-casing cannot hide "[CLS]".
+            flags = {"normalized": False, **self.config.token_flags.get(content, {})}
+            if known is not None:
+                flags = {k: getattr(known, k) for k in ("lstrip", "rstrip", "normalized")}
+                flags["single_word"] = known.single_word
+            self.backend.add_special_tokens([AddedToken(content, special=True, **flags)])
+
+    def _install_bos_eos_template(self, add_bos: bool, add_eos: bool) -> None:
+        bos = self._special_pair("bos_token") if add_bos else None
+        eos = self._special_pair("eos_token") if add_eos else None
+        self.backend.post_processor = special_tokens_template(bos, eos)
+
+    def _special_pair(self, name: str) -> tuple[str, int]:
+        token = self.config.special_tokens.get(name)
+        token_id = None if token is None else self.backend.token_to_id(token)
+        if token is None or token_id is None:
+            raise TokenizerError(
+                f"This tokenizer has no {name} in its vocabulary; set '{name}' in "
+                "tokenizer_config.json to a token of the vocabulary."
+            )
+        return token, token_id
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str]) -> Tokenizer:
+        """Load a Hugging Face tokenizer folder: tokenizer.json, or vocab.txt (BERT WordPiece), or
+        vocab.json + merges.txt (GPT-2 byte-level BPE), with tokenizer_config.json if present."""
+        folder = Path(folder)
+        if not folder.exists():
+            raise TokenizerError(
+                f"Tokenizer folder {folder} does not exist. Pass a folder that holds "
+                "tokenizer.json (one written by Tokenizer.save or save_pretrained), or train one "
+                "with lmstack.tokenizer.train_bpe."
+            )
+        if not folder.is_dir():
+            raise TokenizerError(f"{folder} is a file; pass the folder that contains it instead.")
+        config = TokenizerConfig.from_folder(folder)
+
+        if (folder / TOKENIZER_FILE).is_file():
+            try:
+                backend = Backend.from_file(str(folder / TOKENIZER_FILE))
+            except Exception as err:  # the Rust parser raises plain Exceptions
+                raise TokenizerError(
+                    f"{folder / TOKENIZER_FILE} is not a valid tokenizers file ({err}); re-save it "
+                    "with Tokenizer.save or transformers' save_pretrained."
+                ) from err
+            # transformers ignores add_bos/eos_token beside a tokenizer.json: its post-processor
+            # already says which special tokens wrap a sequence.
+            return cls(backend, replace(config, add_bos_token=None, add_eos_token=None))
+
+        if (folder / "vocab.txt").is_file():
+            extra = config.extra
+            backend = wordpiece_from_vocab_txt(
+                folder / "vocab.txt",
+                unk_token=config.special_tokens.get("unk_token", "[UNK]"),
+                lowercase=bool(extra.get("do_lower_case", True)),
+                strip_accents=extra.get("strip_accents"),
+                tokenize_chinese_chars=bool(extra.get("tokenize_chinese_chars", True)),
+            )
+            tokenizer = cls(backend, config)
+            cls_pair, sep_pair = (
+                tokenizer._special_pair("cls_token"),
+                tokenizer._special_pair("sep_token"),
+            )
+            tokenizer.backend.post_processor = bert_template(cls_pair, sep_pair)
+            return tokenizer
+
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            backend = byte_level_bpe_from_vocab_json(
+                folder / "vocab.json",
+                folder / "merges.txt",
+                add_prefix_space=bool(config.extra.get("add_prefix_space", False)),
+            )
+            return cls(backend, config)
+
+        found = sorted(p.name for p in folder.iterdir())
+        hint = ""
+        if "tokenizer.model" in found:
+            hint = (
+                " It holds a SentencePiece tokenizer.model: convert it once with transformers "
+                "(AutoTokenizer.from_pretrained(folder).save_pretrained(folder) writes "
+                "tokenizer.json)."
+            )
+        raise TokenizerError(
+            f"No tokenizer files in {folder} (found: {', '.join(found) or 'nothing'}). Expected "
+            f"tokenizer.json, or vocab.txt (BERT), or vocab.json + merges.txt (GPT-2).{hint}"
+        )
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write tokenizer.json + tokenizer_config.json (each atomically); returns the folder.
+
+        The result loads with `Tokenizer.from_folder` and with `transformers.AutoTokenizer`.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        added = {
+            index: {
+                "content": token.content,
+                "lstrip": token.lstrip,
+                "normalized": token.normalized,
+                "rstrip": token.rstrip,
+                "single_word": token.single_word,
+                "special": token.special,
+            }
+            for index, token in self.backend.get_added_tokens_decoder().items()
+        }
+        # add_bos/eos are already baked into tokenizer.json's post-processor.
+        config = replace(self.config, added_tokens=added, add_bos_token=None, add_eos_token=None)
+        with self._lock:
+            backend_json = self.backend.to_str(pretty=True)
+        _atomic_write(folder / TOKENIZER_FILE, backend_json)
+        config_json = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        _atomic_write(folder / CONFIG_FILE, config_json)
+        # A chat_template.jinja beside the config would win over it on load; keep it in step.
+        template_file = folder / CHAT_TEMPLATE_FILE
+        if template_file.is_file() and self.config.chat_template is not None:
+            _atomic_write(template_file, select_chat_template(self.config.chat_template))
+        return folder
+
+    # ----------------------------------------------------------------- special tokens
+    def _token_id(self, name: str) -> int | None:
+        token = self.config.special_tokens.get(name)
+        return None if token is None else self.backend.token_to_id(token)
+
+    @property
+    def bos_token(self) -> str | None:
+        return self.config.special_tokens.get("bos_token")
+
+    @property
+    def eos_token(self) -> str | None:
+        return self.config.special_tokens.get("eos_token")
+
+    @property
+    def pad_token(self) -> str | None:
+        return self.config.special_tokens.get("pad_token")
+
+    @property
+    def unk_token(self) -> str | None:
+        return self.config.special_tokens.get("unk_token")
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self._token_id("bos_token")
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._token_id("eos_token")
+
+    @property
+    def pad_token_id(self) -> int | None:
+        return self._token_id("pad_token")
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self._token_id("unk_token")
+
+    @property
+    def sep_token_id(self) -> int | None:
+        return self._token_id("sep_token")
+
+    @property
+    def cls_token_id(self) -> int | None:
+        return self._token_id("cls_token")
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self._token_id("mask_token")
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """Named special tokens in transformers' order, then model-specific and additional ones."""
+        named = self.config.special_tokens
+        order = [k for k in NAMED_SPECIAL_TOKENS if k in named]
+        order += [k for k in named if k not in NAMED_SPECIAL_TOKENS]
+        tokens = [named[k] for k in order] + list(self.config.additional_special_tokens)
+        return list(dict.fromkeys(tokens))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        ids = (self.backend.token_to_id(token) for token in self.all_special_tokens)
+        return [i for i in ids if i is not None]
+
+    @property
+    def add_bos_token(self) -> bool:
+        # Asked of the post-processor itself, so it is true for a Llama tokenizer.json too.
+        ids = self.backend.encode("", add_special_tokens=True).ids
+        return self.bos_token_id is not None and ids[:1] == [self.bos_token_id]
+
+    @property
+    def add_eos_token(self) -> bool:
+        ids = self.backend.encode("", add_special_tokens=True).ids
+        return self.eos_token_id is not None and ids[-1:] == [self.eos_token_id]
+
+    def set_special_tokens_template(self, add_bos: bool, add_eos: bool) -> None:
+        """Wrap every encoded text in [bos] ... [eos] (either optional), like Llama's flags."""
+        with self._lock:
+            self._install_bos_eos_template(add_bos, add_eos)
+
+    # ----------------------------------------------------------------- vocabulary
+    @property
+    def vocab_size(self) -> int:
+        """Size of the base vocabulary, without added tokens (transformers' meaning)."""
+        return self.backend.get_vocab_size(with_added_tokens=False)
+
+    def __len__(self) -> int:
+        """Size of the whole vocabulary including added tokens: the embedding rows a model needs."""
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend.get_vocab(with_added_tokens=True)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.backend.token_to_id(token)
+
+    def id_to_token(self, index: int) -> str | None:
+        return self.backend.id_to_token(index)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The token strings of `text`, without special tokens."""
+        with self._lock:
+            return self.backend.encode(text, add_special_tokens=False).tokens
+
+    # ----------------------------------------------------------------- encode / decode
+    def encode(
+        self, text: str, add_special_tokens: bool = True, *, text_pair: str | None = None
+    ) -> list[int]:
+        """Token ids of one text (or a text pair, e.g. for BERT's sentence pairs)."""
+        if not isinstance(text, str):
+            raise TokenizerError(
+                f"encode takes one string, got {type(text).__name__}; use encode_batch for a list."
+            )
+        with self._lock:
+            return self.backend.encode(text, text_pair, add_special_tokens=add_special_tokens).ids
+
+    def encode_batch(
+        self, texts: Sequence[str], add_special_tokens: bool = True
+    ) -> list[list[int]]:
+        """Token ids of many texts, encoded in parallel by the Rust backend; no padding."""
+        if isinstance(texts, str):
+            raise TokenizerError("encode_batch takes a list of strings; use encode for one string.")
+        with self._lock:
+            encodings = self.backend.encode_batch(
+                list(texts), add_special_tokens=add_special_tokens
+            )
+        return [e.ids for e in encodings]
+
+    def decode(
+        self,
+        ids: Sequence[int] | Any,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+    ) -> str:
+        """Text of token ids; accepts lists, numpy arrays and 1-D tensors."""
+        if hasattr(ids, "tolist"):  # numpy arrays and torch tensors
+            ids = ids.tolist()
+        ids = [ids] if isinstance(ids, int) else [int(i) for i in ids]
+        text = self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
+        clean = clean_up_tokenization_spaces
+        if clean is None:
+            clean = self.config.clean_up_tokenization_spaces
+        # The clean-up was written for WordPiece; on byte-level BPE it would delete real spaces
+        # (transformers v5 skips it there too).
+        if clean and type(self.backend.model).__name__ != "BPE":
+            text = _clean_up_tokenization(text)
+        return text
+
+    def decode_batch(
+        self, batch: Sequence[Sequence[int]], skip_special_tokens: bool = False
+    ) -> list[str]:
+        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
+        *,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_token_type_ids: bool | None = None,
+    ) -> dict[str, Any]:
+        """Model inputs for one text or a batch: input_ids, attention_mask (and token_type_ids for
+        BERT-style tokenizers), padded and truncated with transformers' rules.
+
+        padding: False, True/"longest", or "max_length"; truncation: True/"longest_first",
+        "only_first", "only_second" or False; return_tensors: None (lists), "pt" or "np".
+        """
+        batched = not isinstance(text, str)
+        texts = list(text) if batched else [text]
+        inputs: list[Any] = texts
+        if text_pair is not None:
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if isinstance(text_pair, str) == batched or len(pairs) != len(texts):
+                raise TokenizerError(
+                    "text_pair must match text: one string each, or equal-length lists."
+                )
+            inputs = list(zip(texts, pairs, strict=True))
+        pad, truncate, max_length = self._resolve_lengths(padding, truncation, max_length)
+        side = padding_side or self.config.padding_side
+        if side not in ("left", "right"):
+            raise TokenizerError(f"padding_side must be 'left' or 'right', not {side!r}.")
+
+        with self._lock:
+            try:
+                if truncate:
+                    self.backend.enable_truncation(
+                        max_length, strategy=truncate, direction=self.config.truncation_side
+                    )
+                if pad:
+                    self.backend.enable_padding(
+                        direction=side,
+                        pad_id=self.pad_token_id,
+                        pad_type_id=0,
+                        pad_token=self.pad_token,
+                        length=max_length if pad == "max_length" else None,
+                        pad_to_multiple_of=pad_to_multiple_of,
+                    )
+                encodings = self.backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+            finally:
+                self.backend.no_truncation()
+                self.backend.no_padding()
+
+        names = self.config.model_input_names
+        want_types = (
+            return_token_type_ids
+            if return_token_type_ids is not None
+            else ("token_type_ids" in names)
+        )
+        want_mask = (
+            return_attention_mask
+            if return_attention_mask is not None
+            else ("attention_mask" in names)
+        )
+        out: dict[str, Any] = {"input_ids": [e.ids for e in encodings]}
+        if want_types:
+            out["token_type_ids"] = [e.type_ids for e in encodings]
+        if want_mask:
+            out["attention_mask"] = [e.attention_mask for e in encodings]
+        if return_tensors is not None:
+            return {key: _to_tensor(rows, return_tensors) for key, rows in out.items()}
+        return out if batched else {key: rows[0] for key, rows in out.items()}
+
+    def _resolve_lengths(
+        self, padding: bool | str, truncation: bool | str | None, max_length: int | None
+    ) -> tuple[str | None, str | None, int | None]:
+        """transformers' padding/truncation rules -> (padding mode, truncation strategy, length)."""
+        # Historical transformers behaviour: max_length alone means "truncate to it".
+        if max_length is not None and padding is False and truncation is None:
+            truncation = True
+        pad = {True: "longest", False: None, "longest": "longest", "max_length": "max_length",
+               "do_not_pad": None}.get(padding, "?")  # fmt: skip
+        if pad == "?":
+            raise TokenizerError(
+                f"padding must be True, False, 'longest' or 'max_length', not {padding!r}."
+            )
+        if truncation in (None, False, "do_not_truncate"):
+            truncate = None
+        elif truncation is True:
+            truncate = "longest_first"
+        elif truncation in _TRUNCATION_STRATEGIES:
+            truncate = str(truncation)
+        else:
+            raise TokenizerError(
+                f"truncation must be True, False or one of {_TRUNCATION_STRATEGIES}, not {truncation!r}."
+            )
+        if max_length is None and (pad == "max_length" or truncate):
+            if self.config.model_max_length is None:
+                # No known limit: nothing to pad up to or cut down to.
+                pad = None if pad == "max_length" else pad
+                truncate = None
+            else:
+                max_length = self.config.model_max_length
+        if pad and self.pad_token_id is None:
+            raise TokenizerError(
+                "Asked to pad but this tokenizer has no pad token; set one, e.g. "
+                "tokenizer.config.special_tokens['pad_token'] = tokenizer.eos_token."
+            )
+        return pad, truncate, max_length
+
+    # ----------------------------------------------------------------- chat
+    def apply_chat_template(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        add_generation_prompt: bool = False,
+        tokenize: bool = False,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        chat_template: str | None = None,
+        **template_kwargs: Any,
+    ) -> str | list[int]:
+        """Render a conversation with the model's chat template (ChatML when it has none).
+
+        `chat_template` may be a template string or the name of one of the model's templates.
+        With tokenize=True, returns ids, encoded without adding special tokens again (the
+        template writes them), as transformers does.
+        """
+        templates = self.config.chat_template
+        if chat_template is not None and not (
+            isinstance(templates, dict) and chat_template in templates
+        ):
+            template = chat_template  # a literal template string
+        else:
+            template = select_chat_template(templates, chat_template, tools)
+        special = {k: v for k, v in self.config.special_tokens.items() if v is not None}
+        rendered = render_chat_template(
+            template,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            tools=tools,
+            documents=documents,
+            special_tokens=special,
+            **template_kwargs,
+        )
+        return self.encode(rendered, add_special_tokens=False) if tokenize else rendered
+
+    def __repr__(self) -> str:
+        model = type(self.backend.model).__name__
+        return (
+            f"Tokenizer({model}, vocab={len(self)}, class={self.config.tokenizer_class}, "
+            f"specials={self.all_special_tokens})"
+        )
+
+
+def _to_tensor(rows: list[list[int]], kind: str) -> Any:
+    if len({len(row) for row in rows}) > 1:
+        raise TokenizerError(
+            "Sequences have different lengths and cannot form one tensor; pass padding=True."
+        )
+    if kind == "pt":
+        import torch  # lazily: the tokenizer must not make every import pay for torch
+
+        return torch.tensor(rows, dtype=torch.long)
+    if kind == "np":
+        import numpy as np
+
+        return np.asarray(rows, dtype=np.int64)
+    raise TokenizerError(f"return_tensors must be None, 'pt' or 'np', not {kind!r}.")
