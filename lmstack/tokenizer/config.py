@@ -1,7 +1,7 @@
-"""The settings a Hugging Face tokenizer folder keeps beside its vocabulary: tokenizer_config.json,
-special_tokens_map.json and chat_template.jinja, read into one dataclass and written back.
+"""Tokenizer settings: tokenizer_config.json, special_tokens_map.json, chat_template.jinja.
 
-Follows the file layout and precedence rules of transformers (v5) `PreTrainedTokenizerBase`.
+Read into one dataclass and written back, following the file layout and precedence rules of
+transformers (v5) `PreTrainedTokenizerBase.from_pretrained`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,16 @@ _CLASSES_WITH_TOKEN_TYPE_IDS = {
     "ElectraTokenizer",
     "DebertaTokenizer",
     "DebertaV2Tokenizer",
+}
+
+# Decoder-only families whose tokenizer classes pad on the left unless the config says otherwise
+# (generation appends on the right, so real tokens must end flush there).
+_CLASSES_PADDING_LEFT = {
+    "LlamaTokenizer",
+    "CodeLlamaTokenizer",
+    "GemmaTokenizer",
+    "CohereTokenizer",
+    "XLNetTokenizer",
 }
 
 # transformers writes int(1e30) for "no limit"; anything this large means unbounded.
@@ -199,7 +209,8 @@ class TokenizerConfig:
             add_eos_token=data.get("add_eos_token"),
             model_max_length=None if max_length is None else int(max_length),
             chat_template=template,
-            padding_side=data.get("padding_side") or "right",
+            padding_side=data.get("padding_side")
+            or ("left" if base_class_name(tokenizer_class) in _CLASSES_PADDING_LEFT else "right"),
             truncation_side=data.get("truncation_side") or "right",
             model_input_names=list(data.get("model_input_names") or []),
             clean_up_tokenization_spaces=bool(data.get("clean_up_tokenization_spaces", False)),

@@ -1,8 +1,7 @@
-"""`Tokenizer`: a `tokenizers.Tokenizer` plus the settings of a Hugging Face tokenizer folder,
-with encode/decode, batching with padding and truncation, chat templates and save/load.
+"""`Tokenizer`: encode/decode, padded batches, chat templates and save/load of an HF folder.
 
-Follows transformers (v5) `TokenizersBackend` / `AutoTokenizer` behaviour, which the parity tests
-in tests/tokenizer hold it to id for id.
+Wraps a Rust `tokenizers.Tokenizer` plus the folder's settings. Follows transformers (v5)
+`TokenizersBackend` / `AutoTokenizer`, which the parity tests hold it to, id for id.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Any
 from tokenizers import AddedToken
 from tokenizers import Tokenizer as Backend
 
+from lmstack.tokenizer.batching import resolve_padding_truncation, to_tensor
 from lmstack.tokenizer.chat_template import render_chat_template, select_chat_template
 from lmstack.tokenizer.config import (
     CHAT_TEMPLATE_FILE,
@@ -27,15 +27,8 @@ from lmstack.tokenizer.config import (
     TokenizerConfig,
 )
 from lmstack.tokenizer.errors import TokenizerError
-from lmstack.tokenizer.vocab_files import (
-    bert_template,
-    byte_level_bpe_from_vocab_json,
-    special_tokens_template,
-    wordpiece_from_vocab_txt,
-)
-
-TOKENIZER_FILE = "tokenizer.json"
-_TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+from lmstack.tokenizer.hf_folder import TOKENIZER_FILE, read_tokenizer_folder
+from lmstack.tokenizer.vocab_files import bert_template, special_tokens_template
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -44,6 +37,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a saved tokenizer is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +59,7 @@ class Tokenizer:
 
     `backend` does the work (normalize, pre-tokenize, BPE/WordPiece, special-token template);
     `config` holds what tokenizer_config.json says (special tokens, lengths, chat template).
+    The Tokenizer owns `backend` from then on: it registers the special tokens on it.
     """
 
     def __init__(self, backend: Backend, config: TokenizerConfig | None = None) -> None:
@@ -126,66 +121,16 @@ class Tokenizer:
     def from_folder(cls, folder: str | os.PathLike[str]) -> Tokenizer:
         """Load a Hugging Face tokenizer folder: tokenizer.json, or vocab.txt (BERT WordPiece), or
         vocab.json + merges.txt (GPT-2 byte-level BPE), with tokenizer_config.json if present."""
-        folder = Path(folder)
-        if not folder.exists():
-            raise TokenizerError(
-                f"Tokenizer folder {folder} does not exist. Pass a folder that holds "
-                "tokenizer.json (one written by Tokenizer.save or save_pretrained), or train one "
-                "with lmstack.tokenizer.train_bpe."
-            )
-        if not folder.is_dir():
-            raise TokenizerError(f"{folder} is a file; pass the folder that contains it instead.")
-        config = TokenizerConfig.from_folder(folder)
-
-        if (folder / TOKENIZER_FILE).is_file():
-            try:
-                backend = Backend.from_file(str(folder / TOKENIZER_FILE))
-            except Exception as err:  # the Rust parser raises plain Exceptions
-                raise TokenizerError(
-                    f"{folder / TOKENIZER_FILE} is not a valid tokenizers file ({err}); re-save it "
-                    "with Tokenizer.save or transformers' save_pretrained."
-                ) from err
-            # transformers ignores add_bos/eos_token beside a tokenizer.json: its post-processor
-            # already says which special tokens wrap a sequence.
-            return cls(backend, replace(config, add_bos_token=None, add_eos_token=None))
-
-        if (folder / "vocab.txt").is_file():
-            extra = config.extra
-            backend = wordpiece_from_vocab_txt(
-                folder / "vocab.txt",
-                unk_token=config.special_tokens.get("unk_token", "[UNK]"),
-                lowercase=bool(extra.get("do_lower_case", True)),
-                strip_accents=extra.get("strip_accents"),
-                tokenize_chinese_chars=bool(extra.get("tokenize_chinese_chars", True)),
-            )
-            tokenizer = cls(backend, config)
-            cls_pair, sep_pair = (
+        backend, config, source = read_tokenizer_folder(Path(folder))
+        tokenizer = cls(backend, config)
+        if source == "vocab.txt":
+            # BERT wraps text in [CLS] ... [SEP]; their ids exist once specials are registered.
+            cls_token, sep_token = (
                 tokenizer._special_pair("cls_token"),
                 tokenizer._special_pair("sep_token"),
             )
-            tokenizer.backend.post_processor = bert_template(cls_pair, sep_pair)
-            return tokenizer
-
-        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-            backend = byte_level_bpe_from_vocab_json(
-                folder / "vocab.json",
-                folder / "merges.txt",
-                add_prefix_space=bool(config.extra.get("add_prefix_space", False)),
-            )
-            return cls(backend, config)
-
-        found = sorted(p.name for p in folder.iterdir())
-        hint = ""
-        if "tokenizer.model" in found:
-            hint = (
-                " It holds a SentencePiece tokenizer.model: convert it once with transformers "
-                "(AutoTokenizer.from_pretrained(folder).save_pretrained(folder) writes "
-                "tokenizer.json)."
-            )
-        raise TokenizerError(
-            f"No tokenizer files in {folder} (found: {', '.join(found) or 'nothing'}). Expected "
-            f"tokenizer.json, or vocab.txt (BERT), or vocab.json + merges.txt (GPT-2).{hint}"
-        )
+            tokenizer.backend.post_processor = bert_template(cls_token, sep_token)
+        return tokenizer
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write tokenizer.json + tokenizer_config.json (each atomically); returns the folder.
@@ -214,8 +159,11 @@ class Tokenizer:
         _atomic_write(folder / CONFIG_FILE, config_json)
         # A chat_template.jinja beside the config would win over it on load; keep it in step.
         template_file = folder / CHAT_TEMPLATE_FILE
-        if template_file.is_file() and self.config.chat_template is not None:
-            _atomic_write(template_file, select_chat_template(self.config.chat_template))
+        template = self.config.chat_template
+        if isinstance(template, dict):
+            template = template.get("default")
+        if template_file.is_file() and template is not None:
+            _atomic_write(template_file, template)
         return folder
 
     # ----------------------------------------------------------------- special tokens
@@ -281,15 +229,20 @@ class Tokenizer:
         ids = (self.backend.token_to_id(token) for token in self.all_special_tokens)
         return [i for i in ids if i is not None]
 
+    def _wrapping_of_empty_text(self) -> list[int]:
+        # Asking the post-processor itself makes add_bos/eos_token true for any folder that adds
+        # them (a Llama tokenizer.json included), whatever the config says.
+        with self._lock:
+            return self.backend.encode("", add_special_tokens=True).ids
+
     @property
     def add_bos_token(self) -> bool:
-        # Asked of the post-processor itself, so it is true for a Llama tokenizer.json too.
-        ids = self.backend.encode("", add_special_tokens=True).ids
+        ids = self._wrapping_of_empty_text()
         return self.bos_token_id is not None and ids[:1] == [self.bos_token_id]
 
     @property
     def add_eos_token(self) -> bool:
-        ids = self.backend.encode("", add_special_tokens=True).ids
+        ids = self._wrapping_of_empty_text()
         return self.eos_token_id is not None and ids[-1:] == [self.eos_token_id]
 
     def set_special_tokens_template(self, add_bos: bool, add_eos: bool) -> None:
@@ -401,7 +354,14 @@ class Tokenizer:
                     "text_pair must match text: one string each, or equal-length lists."
                 )
             inputs = list(zip(texts, pairs, strict=True))
-        pad, truncate, max_length = self._resolve_lengths(padding, truncation, max_length)
+        pad, truncate, max_length = resolve_padding_truncation(
+            padding, truncation, max_length, self.config.model_max_length
+        )
+        if pad and self.pad_token_id is None:
+            raise TokenizerError(
+                "Asked to pad but this tokenizer has no pad token; set one, e.g. "
+                "tokenizer.config.special_tokens['pad_token'] = tokenizer.eos_token."
+            )
         side = padding_side or self.config.padding_side
         if side not in ("left", "right"):
             raise TokenizerError(f"padding_side must be 'left' or 'right', not {side!r}.")
@@ -443,45 +403,8 @@ class Tokenizer:
         if want_mask:
             out["attention_mask"] = [e.attention_mask for e in encodings]
         if return_tensors is not None:
-            return {key: _to_tensor(rows, return_tensors) for key, rows in out.items()}
+            return {key: to_tensor(rows, return_tensors) for key, rows in out.items()}
         return out if batched else {key: rows[0] for key, rows in out.items()}
-
-    def _resolve_lengths(
-        self, padding: bool | str, truncation: bool | str | None, max_length: int | None
-    ) -> tuple[str | None, str | None, int | None]:
-        """transformers' padding/truncation rules -> (padding mode, truncation strategy, length)."""
-        # Historical transformers behaviour: max_length alone means "truncate to it".
-        if max_length is not None and padding is False and truncation is None:
-            truncation = True
-        pad = {True: "longest", False: None, "longest": "longest", "max_length": "max_length",
-               "do_not_pad": None}.get(padding, "?")  # fmt: skip
-        if pad == "?":
-            raise TokenizerError(
-                f"padding must be True, False, 'longest' or 'max_length', not {padding!r}."
-            )
-        if truncation in (None, False, "do_not_truncate"):
-            truncate = None
-        elif truncation is True:
-            truncate = "longest_first"
-        elif truncation in _TRUNCATION_STRATEGIES:
-            truncate = str(truncation)
-        else:
-            raise TokenizerError(
-                f"truncation must be True, False or one of {_TRUNCATION_STRATEGIES}, not {truncation!r}."
-            )
-        if max_length is None and (pad == "max_length" or truncate):
-            if self.config.model_max_length is None:
-                # No known limit: nothing to pad up to or cut down to.
-                pad = None if pad == "max_length" else pad
-                truncate = None
-            else:
-                max_length = self.config.model_max_length
-        if pad and self.pad_token_id is None:
-            raise TokenizerError(
-                "Asked to pad but this tokenizer has no pad token; set one, e.g. "
-                "tokenizer.config.special_tokens['pad_token'] = tokenizer.eos_token."
-            )
-        return pad, truncate, max_length
 
     # ----------------------------------------------------------------- chat
     def apply_chat_template(
@@ -526,19 +449,3 @@ class Tokenizer:
             f"Tokenizer({model}, vocab={len(self)}, class={self.config.tokenizer_class}, "
             f"specials={self.all_special_tokens})"
         )
-
-
-def _to_tensor(rows: list[list[int]], kind: str) -> Any:
-    if len({len(row) for row in rows}) > 1:
-        raise TokenizerError(
-            "Sequences have different lengths and cannot form one tensor; pass padding=True."
-        )
-    if kind == "pt":
-        import torch  # lazily: the tokenizer must not make every import pay for torch
-
-        return torch.tensor(rows, dtype=torch.long)
-    if kind == "np":
-        import numpy as np
-
-        return np.asarray(rows, dtype=np.int64)
-    raise TokenizerError(f"return_tensors must be None, 'pt' or 'np', not {kind!r}.")

@@ -1,9 +1,7 @@
-"""Build a `tokenizers.Tokenizer` from the older vocabulary files a Hub folder may ship instead
-of tokenizer.json: BERT's WordPiece `vocab.txt` and GPT-2's byte-level BPE `vocab.json` +
-`merges.txt`.
+"""Tokenizer pipelines rebuilt from legacy vocab files: BERT vocab.txt, GPT-2 vocab.json+merges.
 
 Follows the pipelines transformers (v5) builds in `BertTokenizer` and `GPT2Tokenizer`, which in
-turn follow Devlin et al. 2019 (BERT) and Radford et al. 2019 (GPT-2).
+turn follow Devlin et al. 2019 (BERT WordPiece) and Radford et al. 2019 (GPT-2 byte-level BPE).
 """
 
 from __future__ import annotations
