@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -28,7 +29,8 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: paths and messages may hold [brackets] that rich would read as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -118,6 +120,188 @@ def demo(
     console.print(f"[bold green]report:[/] {report}")
 
 
+# ---- training
+
+data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
+app.add_typer(data_app, name="data")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models.")
+app.add_typer(eval_app, name="eval")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    files: list[Path] = typer.Argument(..., help="text (.txt) or JSON-lines (.jsonl) files"),
+    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="tokenizer folder"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the shards and meta.json"),
+    val_fraction: float = typer.Option(0.05, help="tail of each file held out for validation"),
+    text_key: str = typer.Option("text", help="JSONL field holding the text"),
+    shard_tokens: int = typer.Option(100_000_000, help="tokens per shard file"),
+) -> None:
+    """Tokenize files into numpy memmap shards (uint16/uint32) with a train/val split."""
+    import json
+
+    from lmstack.data import prepare_shards
+    from lmstack.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_folder(tokenizer)
+    folder = prepare_shards(files, tok, out, val_fraction, shard_tokens, text_key)
+    meta = json.loads((folder / "meta.json").read_text())
+    splits = ", ".join(f"{k} {v['tokens']:,} tokens / {v['documents']:,} docs"
+                       for k, v in meta["splits"].items())
+    console.print(f"wrote {folder} ({meta['dtype']}): {splits}")
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML training config"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint"),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="override a key, e.g. --set training.max_steps=100 (repeatable)"),
+) -> None:
+    """Train a model as a YAML config says (under torchrun: DDP/FSDP across processes)."""
+    import yaml
+
+    from lmstack.train import load_config, train_from_config
+
+    overrides = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    cfg = load_config(config, overrides)
+    summary = train_from_config(cfg, resume=resume, console=console)
+    if "val_loss" in summary:
+        console.print(f"val loss {summary['val_loss']:.4f} (ppl {summary['val_ppl']:.2f}) "
+                      f"after {summary['step']} steps")
+    console.print(f"[bold green]checkpoints:[/] {cfg.training.out_dir / 'checkpoints'}")
+
+
+@eval_app.command("ppl")
+def eval_ppl(
+    model: Path = typer.Argument(..., help="model folder (with tokenizer files)"),
+    file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
+    seq_len: int = typer.Option(256, help="window length in tokens"),
+    stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
+    bf16: bool = typer.Option(False, help="run under bfloat16 autocast"),
+) -> None:
+    """Perplexity (per token) and loss per character of a causal LM on a text file."""
+    from lmstack.evals import text_perplexity
+    from lmstack.models.hub import load_model
+    from lmstack.tokenizer import Tokenizer
+
+    if not file.is_file():
+        raise UserError(f"no such file: {file}")
+    m = load_model(model)
+    if not hasattr(m, "lm_head"):
+        raise UserError(f"{model} is not a causal language model; perplexity needs one")
+    tok = Tokenizer.from_folder(model)
+    out = text_perplexity(m, tok, file.read_text(encoding="utf-8"), seq_len=seq_len,
+                          stride=stride, precision="bf16" if bf16 else "fp32")
+    table = Table(title=f"{model} on {file}", show_header=False)
+    table.add_row("tokens scored", f"{out['tokens']:,}")
+    table.add_row("loss / token (nats)", f"{out['loss']:.4f}")
+    table.add_row("perplexity / token", f"{out['ppl']:.2f}")
+    table.add_row("loss / character (nats)", f"{out['loss_per_char']:.4f}")
+    table.add_row("bits / character", f"{out['bits_per_char']:.4f}")
+    console.print(table)
+
+
+# ---- serving
+
+
+@app.command()
+def serve(
+    paths: list[Path] = typer.Argument(..., help="model folders: generators and/or encoders"),
+    host: str = typer.Option("127.0.0.1", help="interface; 0.0.0.0 exposes it to the network"),
+    port: int = typer.Option(8000, help="TCP port"),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="LMSTACK_API_KEY",
+        help="require `Authorization: Bearer KEY` on /v1 (or set LMSTACK_API_KEY)"),
+    name: list[str] | None = typer.Option(
+        None, "--name", help="served name per PATH, in order (default: the folder's name)"),
+    max_num_seqs: int = typer.Option(64, help="sequences decoded together in one step"),
+    max_model_len: int | None = typer.Option(None, help="context limit (default: model's)"),
+    max_queue: int = typer.Option(256, help="waiting requests beyond which new ones get 503"),
+) -> None:
+    """Serve model folders over the OpenAI API (/v1/...), with a chat page at /."""
+    from lmstack.serve import create_app, load_entries
+    from lmstack.serve import serve as run_server
+
+    missing = [str(p) for p in paths if not p.is_dir()]
+    if missing:
+        raise UserError(f"no such model folder: {', '.join(missing)}")
+    if not 0 < port < 65536:
+        raise UserError("--port must be between 1 and 65535")
+    if max_num_seqs < 1 or max_queue < 0:
+        raise UserError("--max-num-seqs must be >= 1 and --max-queue >= 0")
+    models = load_entries(paths, name, max_num_seqs=max_num_seqs, max_model_len=max_model_len,
+                          max_queue=max_queue)
+    for entry in models.values():
+        console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
+    console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"
+                  + ("   (API key required)" if api_key else ""))
+    run_server(create_app(models, api_key=api_key), host=host, port=port)
+
+
+# ---- inference
+
+
+@app.command()
+def chat(
+    path: Path = typer.Argument(..., help="a model folder with tokenizer files"),
+    system: str | None = typer.Option(None, help="system prompt"),
+    max_tokens: int = typer.Option(256, help="longest reply, in tokens"),
+    temperature: float = typer.Option(0.7, help="0 is greedy"),
+    top_p: float = typer.Option(0.95, help="nucleus sampling mass"),
+    seed: int | None = typer.Option(None, help="make replies reproducible"),
+) -> None:
+    """Chat with a model in the terminal: /reset starts over, /exit (or Ctrl-D) quits."""
+    import time
+
+    from lmstack.engine.chat_model import EngineChatModel
+
+    if not path.is_dir():
+        raise UserError(f"no such model folder: {path}")
+    model = EngineChatModel(path)
+    start = [{"role": "system", "content": system}] if system else []
+    history = list(start)
+    console.print(f"[bold]{escape(model.name)}[/] ready: /reset clears the conversation, "
+                  "/exit quits, Ctrl-C stops a reply.")
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ").strip()
+        except EOFError:
+            console.print()
+            return
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            history = list(start)
+            continue
+        if not line:
+            continue
+        history.append({"role": "user", "content": line})
+        console.print("[bold green]model>[/] ", end="")
+        reply, t0 = [], time.perf_counter()
+        stream = model.stream(history, max_tokens=max_tokens, temperature=temperature,
+                              top_p=top_p, seed=seed)
+        try:
+            for delta in stream:
+                reply.append(delta)
+                console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            stream.close()  # aborts the request in the engine
+            console.print(" [dim][stopped][/]", end="")
+        except ValueError as e:  # e.g. the conversation outgrew the context
+            history.pop()
+            console.print(f"\n[bold red]error:[/] {escape(str(e))} (try /reset)")
+            continue
+        n, dt = model.last_usage.completion_tokens, time.perf_counter() - t0
+        console.print(f"\n[dim]{n} tokens, {n / max(dt, 1e-9):.1f} tok/s[/]")
+        history.append({"role": "assistant", "content": "".join(reply)})
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
@@ -133,6 +317,7 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         if isinstance(e, user_errors()):
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
+                              soft_wrap=True)
             sys.exit(2)
         raise

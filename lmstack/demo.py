@@ -121,7 +121,19 @@ def stage_tokenizer(run: DemoRun) -> None:
                 "decodes back exactly.")
 
 
-STAGES = [stage_corpus, stage_tokenizer]
+def stage_train(run: DemoRun) -> None:
+    from lmstack.train.demo_stage import stage_train as train_stage
+
+    train_stage(run)  # a small Llama on the corpus; leaves run.artifacts["model"]
+
+
+def stage_serve(run: DemoRun) -> None:
+    from lmstack.serve.demo_stage import stage_serve as serve_stage
+
+    serve_stage(run)  # the trained model behind the OpenAI API, asked via the openai client
+
+
+STAGES = [stage_corpus, stage_tokenizer, stage_train, stage_serve]
 
 
 def run_demo(out: Path, corpus: str = "stdlib", minutes: float = 3.0,

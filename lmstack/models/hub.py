@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -64,9 +65,12 @@ def read_config(folder: str | Path) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{folder} has no config.json; is this a Hugging Face model folder?")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ModelLoadError(f"{path} is not valid JSON ({e}); fix or re-download it") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(config).__name__}, not an object")
+    return config
 
 
 def resolve_architecture(config: dict) -> tuple[str, type[PretrainedModel]]:
@@ -107,9 +111,18 @@ def _load_shard(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means we refuse the pickle
         raise ModelLoadError(
-            f"refusing {path}: it is a pickle that torch's weights_only loader rejects ({e}); "
-            "convert it to safetensors with a tool you trust"
+            f"refusing {path}: it is a pickle that torch's weights_only loader rejects "
+            f"({_unpickling_reason(e)}); convert it to safetensors with a tool you trust"
         ) from None
+
+
+def _unpickling_reason(error: Exception) -> str:
+    """The one useful sentence of torch's multi-paragraph weights_only error, which also
+    suggests retrying with weights_only=False: advice we must not pass on."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    _, found, detail = text.partition("WeightsUnpickler error:")
+    reason = (detail if found else text).strip().split("\n")[0].split(". ")[0]
+    return " ".join(reason.split()) or type(error).__name__
 
 
 def load_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
@@ -118,7 +131,15 @@ def load_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
     for index_name in (SAFE_INDEX, PICKLE_INDEX):
         index = folder / index_name
         if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            try:
+                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+                if not all(isinstance(v, str) for v in weight_map.values()):
+                    raise TypeError
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                raise ModelLoadError(
+                    f"{index} is not a valid index (JSON with a weight_map from tensor names to "
+                    "shard files); re-download or re-save the model"
+                ) from None
             state: dict[str, torch.Tensor] = {}
             for shard in sorted(set(weight_map.values())):
                 shard_path = (folder / shard).resolve()

@@ -1,0 +1,49 @@
+"""Reading tool calls out of generated text: <tool_call>{"name", "arguments"}</tool_call> blocks.
+
+The Hermes / Qwen2.5 function-calling format, which lmstack's ChatML template also writes; a
+reply that is one bare {"name", "arguments"} JSON object counts too (common in small models).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from lmstack.chat.types import ToolCall
+
+_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+def _as_call(payload: str) -> ToolCall | None:
+    try:
+        obj = json.loads(payload)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if not isinstance(args, str):
+        args = json.dumps(args, ensure_ascii=False)
+    return ToolCall(name=obj["name"], arguments=args)
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """(remaining content, tool calls). Blocks that do not parse stay in the content, so a
+    caller (or the model, on the next turn) can see what went wrong."""
+    calls: list[ToolCall] = []
+    kept: list[str] = []
+    last = 0
+    for match in _BLOCK.finditer(text):
+        call = _as_call(match.group(1))
+        if call is None:
+            continue
+        calls.append(call)
+        kept.append(text[last:match.start()])
+        last = match.end()
+    kept.append(text[last:])
+    content = "".join(kept).strip()
+    if not calls and content.startswith("{"):
+        bare = _as_call(content)
+        if bare is not None and "arguments" in content:
+            return "", [bare]
+    return content, calls

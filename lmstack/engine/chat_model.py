@@ -1,0 +1,126 @@
+"""EngineChatModel: the ChatModel protocol served in-process by lmstack's own engine.
+
+Renders messages with the tokenizer's chat template (transformers' apply_chat_template
+convention), generates with the Engine, and reads tool calls back in the Hermes/Qwen format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lmstack.chat.tool_calls import parse_tool_calls
+from lmstack.chat.types import ChatResult, Message, MessageLike, Usage, to_wire, tool_schema
+from lmstack.engine.async_engine import AsyncEngine
+from lmstack.engine.engine import Engine
+from lmstack.engine.params import RequestOutput, SamplingParams
+
+SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
+ALIASES = {"max_completion_tokens": "max_tokens", "top_logprobs": "logprobs"}
+IGNORED = {"model", "n", "stream", "user"}  # meaningful to servers, not to one local call
+
+
+class EngineChatModel:
+    """chat() / stream() on a local model.
+
+    Give an Engine (driven synchronously, one call at a time), an AsyncEngine (shared with a
+    server; calls may come from many threads at once), or a model folder to load.
+    `default_sampling` fills in what a call leaves out (max_tokens 512 unless given).
+    """
+
+    def __init__(self, engine_or_folder: Engine | AsyncEngine | str | Path,
+                 name: str | None = None, **default_sampling: Any):
+        if isinstance(engine_or_folder, (str, Path)):
+            import lmstack
+
+            folder = Path(engine_or_folder)
+            model, tokenizer = lmstack.load(folder)
+            if tokenizer is None:
+                raise ValueError(f"{folder} has no tokenizer; a chat model needs one")
+            engine_or_folder, name = Engine(model, tokenizer), name or folder.name
+        self.source = engine_or_folder
+        inner = engine_or_folder.engine if isinstance(engine_or_folder, AsyncEngine) \
+            else engine_or_folder
+        self.engine: Engine = inner
+        self.tokenizer = inner.tokenizer
+        self.name = name or "lmstack"
+        self.default_sampling = {"max_tokens": 512, **default_sampling}
+        self._lock = threading.Lock()  # a bare Engine must only be stepped by one caller
+        self.last_usage = Usage()  # of the latest call, e.g. for a tokens/s readout
+
+    # ------------------------------------------------------------------ the protocol
+    def chat(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
+             **sampling: Any) -> ChatResult:
+        ids, params = self._prepare(messages, tools, sampling)
+        text, reason = "", None
+        for out in self._run(ids, params):
+            text += out.text
+            reason = out.finish_reason
+        content, calls = parse_tool_calls(text) if tools else (text, [])
+        if calls:
+            reason = "tool_calls"
+        return ChatResult(Message("assistant", content or (None if calls else ""), calls),
+                          reason, self.last_usage, self.name)
+
+    def stream(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
+               **sampling: Any) -> Iterator[str]:
+        """Text deltas as they are generated (tool-call markup included, unparsed)."""
+        ids, params = self._prepare(messages, tools, sampling)
+        for out in self._run(ids, params):
+            if out.text:
+                yield out.text
+
+    # ------------------------------------------------------------------ plumbing
+    def _prepare(self, messages: Sequence[MessageLike], tools, sampling: dict[str, Any]
+                 ) -> tuple[list[int], SamplingParams]:
+        if self.tokenizer is None:
+            raise ValueError("this engine has no tokenizer, so it cannot render a chat")
+        schemas = [tool_schema(t) for t in tools] if tools else None
+        prompt = self.tokenizer.apply_chat_template(
+            to_wire(list(messages)), add_generation_prompt=True, tokenize=False, tools=schemas)
+        # The template already wrote any BOS/EOS markers it wants; do not add them twice.
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        return ids, self._params(sampling, len(ids))
+
+    def _params(self, sampling: dict[str, Any], prompt_len: int) -> SamplingParams:
+        merged = dict(self.default_sampling)
+        for key, value in sampling.items():
+            if value is not None:
+                merged[ALIASES.get(key, key)] = value
+        unknown = set(merged) - SAMPLING_FIELDS - IGNORED
+        if unknown:
+            raise ValueError(f"unsupported sampling option(s) {sorted(unknown)}; "
+                             f"supported: {sorted(SAMPLING_FIELDS | set(ALIASES))}")
+        kwargs = {k: v for k, v in merged.items() if k in SAMPLING_FIELDS}
+        # A default max_tokens must not push a long conversation past the context.
+        room = self.engine.max_model_len - prompt_len
+        if "max_tokens" not in sampling and room > 0:
+            kwargs["max_tokens"] = min(kwargs["max_tokens"], room)
+        return SamplingParams(**kwargs)
+
+    def _run(self, ids: list[int], params: SamplingParams) -> Iterator[RequestOutput]:
+        self.last_usage = Usage(len(ids), 0)
+        for out in self._outputs(ids, params):
+            self.last_usage = Usage(len(ids), out.completion_tokens)
+            yield out
+
+    def _outputs(self, ids: list[int], params: SamplingParams) -> Iterator[RequestOutput]:
+        if isinstance(self.source, AsyncEngine):
+            yield from self.source.iterate(ids, params)
+            return
+        with self._lock:
+            rid = self.engine.add_request(ids, params)
+            finished = False
+            try:
+                while not finished and self.engine.has_unfinished():
+                    for out in self.engine.step():
+                        if out.request_id == rid:
+                            finished = out.finished
+                            yield out
+            finally:
+                if not finished:  # the caller stopped iterating: free the blocks
+                    self.engine.abort(rid)
+                    self.engine.step()

@@ -1,0 +1,149 @@
+"""The FastAPI app: OpenAI routes, health and metrics, bearer-key auth, the web chat page.
+
+Follows the OpenAI HTTP API and vLLM's server layout (/v1/*, /health, /metrics).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from lmstack.serve import chat, completions, embeddings
+from lmstack.serve.errors import install_error_handlers, model_not_found, unauthorized
+from lmstack.serve.metrics import Metrics
+from lmstack.serve.registry import ModelEntry, ServerState
+
+STATIC = Path(__file__).parent / "static"
+# Paths counted under their own name in lmstack_http_requests_total; anything else is
+# "other", so scanners probing random URLs cannot blow up the number of series.
+COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models",
+           "/health", "/metrics", "/"}
+
+
+class CountRequests:
+    """Pure-ASGI middleware counting responses by endpoint and status. (Starlette's
+    BaseHTTPMiddleware would buffer the stream and hide client disconnects from it.)"""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope["path"]
+            self.metrics.count_request(path if path in COUNTED else "other", status)
+
+
+def _start_engines(models: dict[str, ModelEntry]) -> None:
+    from lmstack.engine import AsyncEngine
+
+    for entry in models.values():
+        if entry.engine is None or entry.async_engine is not None:
+            continue
+        if isinstance(entry.engine, AsyncEngine):
+            entry.async_engine, entry.owns_async_engine = entry.engine, False
+        else:
+            # Built inside the server's event loop, in case the engine binds to the loop.
+            entry.async_engine, entry.owns_async_engine = AsyncEngine(entry.engine), True
+
+
+def _stop_engines(models: dict[str, ModelEntry]) -> None:
+    for entry in models.values():
+        if entry.async_engine is not None and entry.owns_async_engine:
+            entry.async_engine.shutdown()
+        entry.async_engine = None
+
+
+def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> FastAPI:
+    """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
+
+    The page, /health and /metrics stay open (load balancers and Prometheus scrape them
+    without credentials); the page asks for the key and sends it with its API calls.
+    """
+    if not models:
+        raise ValueError("create_app needs at least one model to serve")
+    state = ServerState(dict(models), api_key or None, Metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _start_engines(state.models)
+        try:
+            yield
+        finally:
+            _stop_engines(state.models)
+
+    app = FastAPI(title="lmstack", summary="An OpenAI-compatible server for lmstack models.",
+                  lifespan=lifespan)
+    app.state.lmstack = state
+    install_error_handlers(app)
+    app.add_middleware(CountRequests, metrics=state.metrics)
+
+    async def check_key(request: Request) -> None:
+        if state.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        # compare_digest: the time to reject must not reveal how much of the key matched.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                 state.api_key.encode()):
+            raise unauthorized()
+
+    v1 = APIRouter(dependencies=[Depends(check_key)])
+
+    @v1.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [e.card() for e in state.models.values()]}
+
+    @v1.get("/v1/models/{name:path}")
+    async def get_model(name: str) -> dict[str, Any]:
+        if name not in state.models:
+            raise model_not_found(name, sorted(state.models))
+        return state.models[name].card()
+
+    for module in (completions, chat, embeddings):
+        v1.include_router(module.router)
+    app.include_router(v1)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        ready = all(e.async_engine is not None for e in state.models.values()
+                    if e.kind == "generate")
+        body = {"status": "ok" if ready else "starting",
+                "models": {name: {"kind": e.kind, **_gauges(e)}
+                           for name, e in state.models.items()}}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        stats = {name: e.stats() for name, e in state.models.items() if e.kind == "generate"}
+        return PlainTextResponse(state.metrics.render(stats),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _gauges(entry: ModelEntry) -> dict[str, int]:
+    stats = entry.stats()
+    return {k: int(stats[k]) for k in ("waiting", "running") if k in stats}

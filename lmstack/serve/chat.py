@@ -1,0 +1,180 @@
+"""`POST /v1/chat/completions`: messages rendered by the model's chat template, then generated.
+
+Follows the OpenAI Chat Completions API (chat.completion and chat.completion.chunk objects,
+role-first deltas, logprobs.content, response_format) as vLLM's server implements it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from lmstack.serve.errors import invalid
+from lmstack.serve.generation import (
+    Choice,
+    Generation,
+    collect,
+    make_generation,
+    prime,
+    stream_events,
+)
+from lmstack.serve.protocol import ChatCompletionRequest, ResponseFormat
+from lmstack.serve.registry import ModelEntry, ServerState
+from lmstack.serve.sampling import end_of_turn_ids, resolve_max_tokens, sampling_params
+from lmstack.serve.tools import ToolCallStream, parse_tool_calls
+
+router = APIRouter()
+log = logging.getLogger("lmstack.serve")
+
+# response_format: what is and is not guaranteed.
+# Guaranteed: the request is validated (type text / json_object / json_schema with a schema),
+# and for the JSON types a system instruction asking for one JSON object (and the schema) is
+# always added, so the model is steered toward JSON. NOT guaranteed: that the reply parses or
+# matches the schema. That needs grammar-constrained decoding (masking tokens that would break
+# the JSON), which this engine does not do; a non-streamed reply that fails to parse is logged
+# and returned as generated, never silently altered. Clients must still json.loads and handle
+# failure, as they must with any small model.
+JSON_HINT = "Reply with one valid JSON object and nothing else: no prose, no code fences."
+
+
+def steer_to_json(messages: list[dict], fmt: ResponseFormat) -> list[dict]:
+    hint = JSON_HINT
+    if fmt.type == "json_schema":
+        schema = (fmt.json_schema or {}).get("schema")
+        hint += f" The object must match this JSON Schema: {json.dumps(schema)}"
+    if messages and messages[0]["role"] == "system":
+        first = dict(messages[0], content=f"{messages[0]['content']}\n\n{hint}".strip())
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": hint}, *messages]
+
+
+def render_prompt(entry: ModelEntry, req: ChatCompletionRequest) -> list[int]:
+    messages = [m.for_template() for m in req.messages]
+    if req.response_format is not None and req.response_format.type != "text":
+        messages = steer_to_json(messages, req.response_format)
+    tools = req.tools if uses_tools(req) else None
+    try:
+        text = entry.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                   tokenize=False, tools=tools)
+    except Exception as exc:
+        # Templates raise anything (jinja's raise_exception included). A template that rejects the conversation (say, roles out of order) is the client's
+        # input being refused, so it is a 400 with the template's own words.
+        raise invalid(f"The chat template rejected these messages: {exc}", "messages") from exc
+    # The template already wrote every special token; adding BOS again would double it.
+    return entry.tokenizer.encode(text, add_special_tokens=False)
+
+
+def uses_tools(req: ChatCompletionRequest) -> bool:
+    return bool(req.tools) and req.tool_choice != "none"
+
+
+def chat_logprobs(entries: list[dict] | None) -> dict[str, Any] | None:
+    if entries is None:
+        return None
+
+    def one(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    return {"content": [
+        {**one(e["token"], e["logprob"]),
+         "top_logprobs": [one(t["token"], t["logprob"]) for t in e.get("top_logprobs") or []]}
+        for e in entries]}
+
+
+@router.post("/v1/chat/completions")
+async def create_chat_completion(req: ChatCompletionRequest, request: Request) -> Any:
+    started = time.perf_counter()
+    state: ServerState = request.app.state.lmstack
+    entry = state.get(req.model, "generate")
+    prompt = render_prompt(entry, req)
+    max_tokens = resolve_max_tokens(entry, [len(prompt)], req.completion_limit,
+                                    "max_completion_tokens" if req.max_completion_tokens
+                                    else "max_tokens", "messages")
+    top = (req.top_logprobs or 0) if req.logprobs else None
+    params = sampling_params(req, max_tokens, top, end_of_turn_ids(entry.tokenizer))
+    gen = make_generation(entry, [prompt], req.n, params, state.metrics, started)
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+            "created": int(time.time()), "model": entry.name, "system_fingerprint": None}
+    if req.stream:
+        return await _stream(req, gen, head)
+    await collect(request, gen)
+    json_mode = req.response_format is not None and req.response_format.type != "text"
+    choices = []
+    for c in gen.choices:
+        if json_mode and not _parses(c.text):
+            log.warning("response_format %s: choice %d is not valid JSON (no constrained "
+                        "decoding; see chat.py)", req.response_format.type, c.index)
+        message: dict[str, Any] = {"role": "assistant", "content": c.text}
+        finish = c.finish_reason
+        if uses_tools(req):
+            content, calls = parse_tool_calls(c.text)
+            if calls:
+                message = {"role": "assistant", "content": content if content.strip() else None,
+                           "tool_calls": calls}
+                finish = "tool_calls"
+        choices.append({"index": c.index, "message": message,
+                        "logprobs": chat_logprobs(c.logprobs) if req.logprobs else None,
+                        "finish_reason": finish})
+    return {**head, "choices": choices, "usage": gen.usage()}
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _stream(req: ChatCompletionRequest, gen: Generation, head: dict) -> StreamingResponse:
+    it, first = await prime(gen)
+    head = {**head, "object": "chat.completion.chunk"}
+    announced: set[int] = set()
+    # With tools on, text from a <tool_call> marker on is held back and sent as tool_calls.
+    splitters: dict[int, ToolCallStream] = {}
+
+    def chunk(index: int, delta: dict, finish: str | None = None,
+              logprobs: dict | None = None) -> dict:
+        out = {**head, "choices": [{"index": index, "delta": delta, "logprobs": logprobs,
+                                    "finish_reason": finish}]}
+        if req.include_usage:
+            out["usage"] = None
+        return out
+
+    def to_chunks(choice: Choice, out: Any) -> list[dict]:
+        chunks = []
+        if choice.index not in announced:
+            # OpenAI's first delta of each choice carries the role and empty content.
+            announced.add(choice.index)
+            chunks.append(chunk(choice.index, {"role": "assistant", "content": ""}))
+        logprobs = chat_logprobs(out.logprobs) if req.logprobs and out.logprobs else None
+        text = out.text
+        if uses_tools(req):
+            text = splitters.setdefault(choice.index, ToolCallStream()).feed(text)
+        if text or logprobs:
+            chunks.append(chunk(choice.index, {"content": text}, logprobs=logprobs))
+        if out.finished:
+            finish = choice.finish_reason
+            if uses_tools(req):
+                rest, calls = splitters.setdefault(choice.index, ToolCallStream()).finish()
+                if rest:
+                    chunks.append(chunk(choice.index, {"content": rest}))
+                if calls:
+                    chunks.append(chunk(choice.index, {"tool_calls": [
+                        {"index": k, **call} for k, call in enumerate(calls)]}))
+                    finish = "tool_calls"
+            chunks.append(chunk(choice.index, {}, finish))
+        return chunks
+
+    def tail() -> list[dict]:
+        return [{**head, "choices": [], "usage": gen.usage()}] if req.include_usage else []
+
+    return StreamingResponse(stream_events(it, first, to_chunks, tail),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

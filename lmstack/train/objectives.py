@@ -1,0 +1,96 @@
+"""Training objectives: next-token prediction (causal LM) and BERT's masked LM (+ NSP).
+
+Follows Radford et al. 2018 for the causal LM loss and Devlin et al. 2019 for MLM + NSP.
+Each objective returns loss *sums* with their counts, so the trainer can divide by the number
+of targets in the whole (accumulated, all-rank) batch, as transformers' `num_items_in_batch`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lmstack.data.mlm import IGNORE_INDEX
+
+Terms = dict[str, tuple[Tensor, Tensor]]  # name -> (summed loss, number of targets)
+
+
+class Objective(Protocol):
+    name: str
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        """Targets per loss term, known before the forward pass (for exact normalisation)."""
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        """Summed losses and counts for one micro-batch."""
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        """Tokens the model reads for this batch (what tokens/s counts)."""
+
+
+def _token_ce_sum(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    # float32 log-softmax even under bf16 autocast: the loss over a large vocab needs precision.
+    loss = F.cross_entropy(logits.float().flatten(0, -2), targets.flatten(),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, (targets != IGNORE_INDEX).sum()
+
+
+class CausalLM:
+    """Predict token t+1 from tokens <= t; batches hold windows of seq_len + 1 ids."""
+
+    name = "causal_lm"
+
+    def _split(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ids = batch["input_ids"]
+        targets = batch["labels"][:, 1:] if "labels" in batch else ids[:, 1:]
+        return ids[:, :-1], targets
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        return {"lm": int((self._split(batch)[1] != IGNORE_INDEX).sum())}
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        return self._split(batch)[0].numel()
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        inputs, targets = self._split(batch)
+        return {"lm": _token_ce_sum(model(inputs), targets)}
+
+
+class MaskedLM:
+    """Recover the selected tokens (labels != -100); with `nsp`, also classify B-follows-A."""
+
+    def __init__(self, nsp: bool = False):
+        self.nsp = nsp
+        self.name = "mlm_nsp" if nsp else "mlm"
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        out = {"lm": int((batch["labels"] != IGNORE_INDEX).sum())}
+        if self.nsp:
+            out["nsp"] = len(batch["next_sentence_label"])
+        return out
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        mask = batch.get("attention_mask")
+        return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        out = model(batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"))
+        if self.nsp:
+            mlm_logits, nsp_logits = out
+            nsp = F.cross_entropy(nsp_logits.float(), batch["next_sentence_label"],
+                                  reduction="sum")
+            terms = {"nsp": (nsp, torch.tensor(len(nsp_logits)))}
+        else:
+            mlm_logits, terms = (out[0] if isinstance(out, tuple) else out), {}
+        return {"lm": _token_ce_sum(mlm_logits, batch["labels"]), **terms}
+
+
+def build_objective(name: str) -> Objective:
+    if name == "causal_lm":
+        return CausalLM()
+    if name in ("mlm", "mlm_nsp"):
+        return MaskedLM(nsp=name == "mlm_nsp")
+    raise ValueError(f"unknown objective {name!r}; use causal_lm, mlm or mlm_nsp")

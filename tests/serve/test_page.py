@@ -1,0 +1,70 @@
+"""The web chat page in headless Chromium: type, click Send, watch streamed text and the
+tokens/s line appear."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make browser`, or "
+                    "apt-get install chromium) to run the page test")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="dev extra: playwright")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_page_streams_a_reply(browser, live, client):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(live.url + "/")
+    # The model list comes from /v1/models; only generators can chat.
+    page.wait_for_function("document.querySelector('#model').options.length > 0")
+    assert page.locator("#model option").all_inner_texts() == ["tiny"]
+    page.click("#settings summary")
+    page.fill("#max-tokens", "24")
+    page.fill("#temperature", "0")
+    page.fill("#prompt", "The quick brown fox")
+    page.click("#send")
+    page.locator(".msg.user").wait_for()
+    reply = page.locator(".msg.assistant")
+    # Finished when the cursor class is gone and the stats line reports the final rate.
+    page.wait_for_function("!document.querySelector('.msg.assistant.streaming') && "
+                           "/tokens\\/s/.test(document.querySelector('#stats').textContent) && "
+                           "!/streaming/.test(document.querySelector('#stats').textContent)",
+                           timeout=30_000)
+    # What the page assembled from the stream is what the API answers in one piece.
+    expected = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "The quick brown fox"}],
+        max_tokens=24, temperature=0).choices[0].message.content
+    assert expected and reply.text_content() == expected
+    assert page.locator(".msg.user").inner_text() == "The quick brown fox"
+    assert re.match(r"\d+ tokens · [\d.]+ tokens/s · first token \d+ ms$",
+                    page.locator("#stats").inner_text())
+    assert not page.locator(".msg.error").count() and not errors
+    page.close()
+
+
+def test_page_shows_server_errors(browser, live):
+    page = browser.new_page()
+    page.goto(live.url + "/")
+    page.wait_for_function("document.querySelector('#model').options.length > 0")
+    page.click("#settings summary")
+    page.fill("#max-tokens", "100000")  # more than the context: the server says 400
+    page.fill("#prompt", "hello")
+    page.click("#send")
+    page.locator(".msg.error").wait_for(timeout=15_000)
+    assert "max_tokens" in page.locator(".msg.error").inner_text()
+    page.close()

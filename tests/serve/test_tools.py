@@ -1,0 +1,102 @@
+"""Tool calls written by the model (the ChatML template's <tool_call> format) come back as
+OpenAI `tool_calls`, whole or streamed, and the tools reach the prompt."""
+
+from __future__ import annotations
+
+import json
+
+from lmstack.serve.tools import ToolCallStream, parse_tool_calls
+
+REPLY = ('Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}'
+         '\n</tool_call>\n<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>')
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+def test_parse_tool_calls():
+    content, calls = parse_tool_calls(REPLY)
+    assert content.strip() == "Let me check."
+    assert [c["function"]["name"] for c in calls] == ["get_weather", "now"]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    assert calls[0]["type"] == "function" and calls[0]["id"].startswith("call_")
+    # Unclosed at the end (generation stopped on <|im_end|>) still parses.
+    assert parse_tool_calls('<tool_call>{"name": "f", "arguments": {"x": 1}}')[1]
+    # Malformed JSON is not a call: the text survives untouched.
+    assert parse_tool_calls("<tool_call>{oops</tool_call> hi") == (
+        "<tool_call>{oops</tool_call> hi", [])
+
+
+def test_stream_splitter_matches_whole_parse():
+    for size in (1, 3, 7, 50):
+        splitter = ToolCallStream()
+        streamed = "".join(splitter.feed(REPLY[i:i + size]) for i in range(0, len(REPLY), size))
+        rest, calls = splitter.finish()
+        whole_content, whole_calls = parse_tool_calls(REPLY)
+        assert streamed + rest == whole_content
+        assert [c["function"] for c in calls] == [c["function"] for c in whole_calls]
+    plain = ToolCallStream()
+    text = "no tools here, but a < and <tool"
+    assert "".join(plain.feed(ch) for ch in text) + plain.finish()[0] == text
+
+
+def test_tools_reach_the_prompt(client):
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=2,
+                                           temperature=0)
+    with_tools = client.chat.completions.create(model="tiny", messages=messages, max_tokens=2,
+                                                temperature=0, tools=TOOLS)
+    off = client.chat.completions.create(model="tiny", messages=messages, max_tokens=2,
+                                         temperature=0, tools=TOOLS, tool_choice="none")
+    assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens
+    assert off.usage.prompt_tokens == plain.usage.prompt_tokens
+
+
+class ScriptedEngine:
+    """Stands in for AsyncEngine and always "generates" REPLY, a few characters per step: the
+    test is about the server's tool-call handling, which no random model would exercise."""
+
+    def __init__(self) -> None:
+        self.stats = {"waiting": 0, "running": 0}
+
+    def stream(self, prompt, params, request_id=None):
+        from lmstack.engine import RequestOutput
+
+        async def outputs():
+            for i in range(0, len(REPLY), 5):
+                last = i + 5 >= len(REPLY)
+                yield RequestOutput("r", REPLY[i:i + 5], [1], last, "stop" if last else None,
+                                    len(prompt), i // 5 + 1)
+
+        return outputs()
+
+
+def test_tool_calls_over_http(live):
+    import openai
+
+    from lmstack.serve import BackgroundServer, ModelEntry, create_app
+
+    scripted = ScriptedEngine()
+    entry = ModelEntry("agent", live.models["tiny"].tokenizer, engine=scripted,
+                       async_engine=scripted, max_model_len=512)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    with BackgroundServer(create_app({"agent": entry})) as server, openai.OpenAI(
+            base_url=server.url + "/v1", api_key="-", max_retries=0) as client:
+        whole = client.chat.completions.create(model="agent", messages=messages, tools=TOOLS)
+        choice = whole.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert [c.function.name for c in choice.message.tool_calls] == ["get_weather", "now"]
+        assert json.loads(choice.message.tool_calls[0].function.arguments) == {"city": "Paris"}
+        assert choice.message.content.strip() == "Let me check."
+        content, names, finish = "", [], None
+        for chunk in client.chat.completions.create(model="agent", messages=messages,
+                                                    tools=TOOLS, stream=True):
+            delta = chunk.choices[0].delta
+            content += delta.content or ""
+            names += [c.function.name for c in delta.tool_calls or []]
+            finish = chunk.choices[0].finish_reason or finish
+        assert (content, names, finish) == (choice.message.content, ["get_weather", "now"],
+                                            "tool_calls")
+        # Without tools in the request, the same text is just text.
+        bare = client.chat.completions.create(model="agent", messages=messages)
+        assert bare.choices[0].message.content == REPLY and not bare.choices[0].message.tool_calls
