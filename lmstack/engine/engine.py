@@ -34,6 +34,8 @@ class Engine:
         self.model, self.tokenizer = model.eval(), tokenizer
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
+        if self.device.type == "cpu":
+            column_major_weights(model)
         self.max_model_len = max_model_len or cfg.max_position_embeddings
         if self.max_model_len > cfg.max_position_embeddings and cfg.model_type == "gpt2":
             raise ValueError(f"GPT-2 has only {cfg.max_position_embeddings} positions; "
@@ -56,7 +58,7 @@ class Engine:
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
         self._aborted: list[Sequence] = []
-        self._counters = {"prompt_tokens": 0, "generation_tokens": 0, "steps": 0,
+        self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
 
@@ -136,25 +138,31 @@ class Engine:
         # Decode rows (one new token) and prefill chunks run as two forward passes, so a long
         # chunk's padding never multiplies across the whole decode batch.
         groups = [[(s, n) for s, n in batch if n == 1], [(s, n) for s, n in batch if n > 1]]
+        # Prompt tokens (and recomputed ones after a preemption), not fed-back samples.
+        self._counters["prefill_tokens"] += sum(n for s, n in batch if n > 1 or not s.output_ids)
         to_sample: list[Sequence] = []
         logits = []
         for group in groups:
             if not group:
                 continue
             group_logits = self._forward(group)
+            rows = []
             for row, (seq, n) in enumerate(group):
                 seq.num_computed += n
                 if seq.num_computed == seq.num_tokens:  # prompt (or recompute) complete
                     to_sample.append(seq)
-                    logits.append(group_logits[row])
+                    rows.append(row)
+            if len(rows) == len(group):
+                logits.append(group_logits)
+            elif rows:  # mid-prompt chunks have nothing to sample yet
+                logits.append(group_logits[rows])
         if to_sample:
             rows = [SampleRow(s.params, s.prompt_ids, s.output_ids, s.generator)
                     for s in to_sample]
-            result = self.sampler(torch.stack(logits), rows)
+            result = self.sampler(logits[0] if len(logits) == 1 else torch.cat(logits), rows)
             for seq, token, lp in zip(to_sample, result.token_ids, result.logprobs, strict=True):
                 self._append(seq, token, lp)
         self._counters["steps"] += 1
-        self._counters["prompt_tokens"] += sum(n for s, n in batch if n > 1 or not s.output_ids)
         self._counters["generation_tokens"] += len(to_sample)
         self._recent.append((time.perf_counter(), len(to_sample)))
         for seq in to_sample:
@@ -269,6 +277,20 @@ def merge_outputs(parts: list[RequestOutput]) -> RequestOutput:
         token_ids=[t for p in parts for t in p.token_ids], finished=last.finished,
         finish_reason=last.finish_reason, prompt_tokens=last.prompt_tokens,
         completion_tokens=last.completion_tokens, logprobs=logprobs)
+
+
+@torch.no_grad()
+def column_major_weights(model: torch.nn.Module) -> None:
+    """Store each Linear weight transposed in memory (same values, same [out, in] shape).
+
+    Decoding one token is a matrix-vector product per weight, and PyTorch's CPU kernel reads a
+    column-major weight markedly faster (about 2x for a 32K-vocabulary head, measured in
+    benchmarks/engine.py). Saving still writes the usual layout (save_model makes tensors
+    contiguous), and a weight shared with an embedding stays shared.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
+            module.weight.data = module.weight.data.t().contiguous().t()
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -241,7 +241,9 @@ class Trainer:
     def _save_model_to(self, folder: Path, full_state: dict | None = None) -> None:
         model = self.raw_model
         if full_state is not None:  # FSDP: rebuild an unsharded copy on the CPU to save
-            model = type(model)(model.config)
+            # fully_shard swaps in a generated subclass; build the plain lmstack class instead.
+            cls = next(c for c in type(model).__mro__ if c.__module__.startswith("lmstack."))
+            model = cls(model.config)
             model.load_state_dict(full_state, strict=False)
             model.tie_weights()
         model.save_pretrained(folder)
