@@ -218,13 +218,15 @@ class Trainer:
 
     def _optimizer_state(self) -> dict[str, Any]:
         if self.config.training.distributed == "fsdp" and self.dist.enabled:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                get_optimizer_state_dict,
-            )
-
-            return get_optimizer_state_dict(self.raw_model, self.optimizer, options=(
-                StateDictOptions(full_state_dict=True, cpu_offload=True)))
+            # Each rank's optimizer holds only its shard; keep every rank's shard, gathered to
+            # rank 0 (a resume must use the same number of processes, which is checked).
+            shards: list[Any] = [None] * self.dist.world_size
+            local = {"state": {k: {n: (t.to_local() if hasattr(t, "to_local") else t).cpu()
+                                   for n, t in v.items()}
+                               for k, v in self.optimizer.state_dict()["state"].items()},
+                     "param_groups": self.optimizer.state_dict()["param_groups"]}
+            torch.distributed.all_gather_object(shards, local)
+            return {"per_rank": shards}
         return self.optimizer.state_dict()
 
     def _full_model_state(self) -> dict[str, torch.Tensor] | None:
@@ -281,13 +283,11 @@ class Trainer:
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
                 set_model_state_dict,
-                set_optimizer_state_dict,
             )
 
             opts = StateDictOptions(full_state_dict=True, strict=False)
             set_model_state_dict(self.raw_model, weights, options=opts)
-            set_optimizer_state_dict(self.raw_model, self.optimizer, state["optimizer"],
-                                     options=opts)
+            self._load_local_optimizer_shard(state["optimizer"]["per_rank"][self.dist.rank])
         else:
             missing, _ = self.raw_model.load_state_dict(weights, strict=False)
             if set(missing) - set(self.raw_model.tied_weights()):
@@ -302,6 +302,17 @@ class Trainer:
         ckpt.set_rng_state(rng["per_rank"][self.dist.rank] if "per_rank" in rng else rng)
         self.log.truncate_after(self.step)
         return True
+
+    def _load_local_optimizer_shard(self, shard: dict[str, Any]) -> None:
+        """Put a rank's saved optimizer shard back, re-wrapping tensors like its parameters."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        state = {}
+        for k, v in shard["state"].items():
+            p = params[int(k)]
+            state[k] = {n: (type(p.data).from_local(t.to(p.device), p.device_mesh, p.placements)
+                            if hasattr(p.data, "device_mesh") and t.dim() else t)
+                        for n, t in v.items()}
+        self.optimizer.load_state_dict({"state": state, "param_groups": shard["param_groups"]})
 
     # ------------------------------------------------------------------ the loop
     def _elapsed(self) -> float:

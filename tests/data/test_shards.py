@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CHINESE, english_text, shared_data
+from data_helpers import CHINESE, english_text, shared_data
 
 from lmstack.data import PackedSequences, TokenShards, prepare_shards, token_dtype
 from lmstack.data.shards import read_documents

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import run_cli, tiny_config
+from train_helpers import run_cli, tiny_config
 
 from lmstack.train import ConfigError, load_config
 

@@ -1,4 +1,5 @@
-"""torchrun with 2 processes (gloo on CPU) trains exactly like 1 process with 2x accumulation."""
+"""torchrun with 2 processes (gloo on CPU) trains exactly like 1 process with 2x accumulation,
+with DDP and with FSDP (whose sharded checkpoint also resumes exactly)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli, run_env, tiny_config
+from train_helpers import run_cli, run_env, tiny_config
 
 from lmstack.train.metrics import read_metrics
 
@@ -45,3 +46,26 @@ def test_two_process_ddp_equals_one_process_with_accumulation(tokenizer_dir, sha
     val_b = [r["val_loss"] for r in b if "val_loss" in r]
     assert abs(val_a[-1] - val_b[-1]) < 1e-5
     assert (tmp_path / "ddp" / "checkpoints" / "step-0000008" / "model.safetensors").is_file()
+
+    # FSDP: the same losses, and a resume from its step-4 checkpoint replays steps 5-8 exactly.
+    fsdp = tiny_config(tokenizer_dir, shards_dir, tmp_path / "fsdp", grad_accum=1,
+                       distributed="fsdp", keep_last=3, **{**run, "save_every": 4})
+    (tmp_path / "fsdp.yaml").write_text(yaml.safe_dump(fsdp))
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "lmstack", "train",
+           "--config", "fsdp.yaml"]
+    first = subprocess.run(cmd, cwd=tmp_path, env=run_env(), capture_output=True, text=True,
+                           timeout=240, check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    full = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "fsdp" / "metrics.jsonl")
+            if "loss" in r}
+    for step, loss in loss_a.items():
+        assert abs(loss - full[step]) < 1e-5, (step, loss, full[step])
+    shutil.rmtree(tmp_path / "fsdp" / "checkpoints" / "step-0000008")
+    again = subprocess.run([*cmd, "--resume"], cwd=tmp_path, env=run_env(), capture_output=True,
+                           text=True, timeout=240, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "fsdp" / "metrics.jsonl")
+               if "loss" in r}
+    assert sorted(resumed) == list(range(1, 9))
+    for step in range(5, 9):
+        assert abs(resumed[step] - full[step]) <= 1e-6, (step, resumed[step], full[step])

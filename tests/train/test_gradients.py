@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import TINY_LLAMA, tiny_config
+from train_helpers import TINY_LLAMA, tiny_config
 
 from lmstack.data import MLMSequences, SpecialIds
 from lmstack.models import BertConfig, BertForMaskedLM

@@ -6,7 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from conftest import TINY_LLAMA
+from train_helpers import TINY_LLAMA
 
 from lmstack.data import NSPPairs, SpecialIds, build_nsp_examples
 from lmstack.evals import perplexity

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import lmstack_cmd, run_cli, run_env, tiny_config
+from train_helpers import lmstack_cmd, run_cli, run_env, tiny_config
 
 from lmstack.models.hub import load_model
 from lmstack.train import build_trainer, parse_config
