@@ -49,8 +49,8 @@ class Engine:
             tokens = min(want, max(DEFAULT_KV_CACHE_BYTES // per_token, self.max_model_len))
             num_blocks = -(-tokens // block_size) + 1
         self.cache = PagedKVCache(
-            cfg.num_hidden_layers, num_blocks, block_size, cfg.num_attention_heads,
-            cfg.num_key_value_heads, cfg.head_dim, self.dtype, self.device)
+            cfg.num_hidden_layers, num_blocks, block_size, cfg.num_key_value_heads,
+            cfg.head_dim, self.dtype, self.device, tile_reads=_sliding_window(cfg) is None)
         self.scheduler = Scheduler(self.cache.allocator, block_size, max_num_seqs,
                                    max_num_batched_tokens)
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
@@ -291,6 +291,10 @@ def column_major_weights(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
             module.weight.data = module.weight.data.t().contiguous().t()
+
+
+def _sliding_window(cfg) -> int | None:
+    return getattr(cfg, "attention_window", getattr(cfg, "sliding_window", None))
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -43,28 +43,47 @@ class BlockAllocator:
 
 
 class PagedKVCache:
-    """Per-layer key and value storage of shape [num_blocks * block_size, kv_heads, head_dim].
+    """Per-layer key and value storage, block-major: [num_blocks, kv_heads, block_size, d].
 
-    A token's slot is block_table[pos // block_size] * block_size + pos % block_size. Between
-    steps the cache only stores; `prepare` turns one step's batch into a `BatchView`, the object
-    the model's attention layers talk to through the KVCache protocol.
+    Token `pos` of a sequence lives in block block_table[pos // block_size] at offset
+    pos % block_size. One block of one head is a contiguous [block_size, d] tile, so reading a
+    sequence's cache is a gather of whole tiles, not of single rows. Between steps the cache
+    only stores; `prepare` turns one step's batch into a `BatchView`, the object the model's
+    attention layers talk to through the KVCache protocol.
     """
 
     def __init__(
-        self, num_layers: int, num_blocks: int, block_size: int, num_heads: int,
-        num_kv_heads: int, head_dim: int, dtype: torch.dtype = torch.float32, device=None,
+        self, num_layers: int, num_blocks: int, block_size: int, num_kv_heads: int,
+        head_dim: int, dtype: torch.dtype = torch.float32, device=None,
+        tile_reads: bool = True,
     ):
         self.num_layers, self.block_size = num_layers, block_size
         self.num_kv_heads, self.head_dim = num_kv_heads, head_dim
-        self.groups = num_heads // num_kv_heads
-        shape = (num_layers, num_blocks * block_size, num_kv_heads, head_dim)
-        # torch.empty: pages the OS never touches cost no memory. Only the null block is ever
-        # read before it is written (as padding), so only it needs finite values.
-        self.k = torch.empty(shape, dtype=dtype, device=device)
-        self.v = torch.empty(shape, dtype=dtype, device=device)
-        self.k[:, :block_size].zero_()
-        self.v[:, :block_size].zero_()
+        # Tile reads leave the unused tail of each sequence's last block inside the keys it
+        # attends over (masked); a sliding-window mask counts from the last key column and
+        # would then be off, so such models read token by token instead.
+        self.tile_reads = tile_reads
+        # Zeroed: masked-out keys still enter the attention arithmetic (times a zero weight),
+        # and uninitialised memory could hold NaN bit patterns, which no mask can cancel.
+        shape = (num_layers, num_blocks * num_kv_heads * block_size, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.allocator = BlockAllocator(num_blocks)
+        self._workspace = (torch.empty(0, dtype=dtype, device=device),) * 2
+
+    def workspace(self, numel: int) -> tuple[Tensor, Tensor]:
+        """Two reusable buffers for the gathered keys and values of one layer.
+
+        Every layer's gather has the same size within a step, and layers run one after another,
+        so two buffers serve them all. Reusing them is not a micro-optimisation: a fresh
+        multi-megabyte tensor per layer costs page faults that made the gather 5-7x slower.
+        """
+        if self._workspace[0].numel() < numel:
+            size = max(numel, int(1.5 * self._workspace[0].numel()))
+            like = self.k
+            self._workspace = tuple(torch.empty(size, dtype=like.dtype, device=like.device)
+                                    for _ in range(2))
+        return self._workspace
 
     @staticmethod
     def bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int,
@@ -74,50 +93,59 @@ class PagedKVCache:
     def blocks_for(self, num_tokens: int) -> int:
         return -(-num_tokens // self.block_size)
 
+    def _rows(self, blocks: Tensor, offsets: Tensor, heads: Tensor) -> Tensor:
+        """Storage rows of (block, offset) tokens for each head; heads broadcast on dim 1."""
+        kv, bs = self.num_kv_heads, self.block_size
+        return (blocks[:, None] * kv + heads[None, :, None]) * bs + offsets[:, None]
+
     def prepare(
         self, block_tables: list[list[int]], context_lens: list[int], query_lens: list[int]
     ) -> BatchView:
         """The view for one forward pass over B sequences.
 
         Sequence b has context_lens[b] tokens in all, the last query_lens[b] of them new this
-        step. The batch is left-padded: keys to L = max context, queries to Q = max query, so
-        every row's newest token sits in the last column and the model's ordinary causal mask
-        plus a padding mask is exactly right (see lmstack.nn.attention.build_attention_mask).
+        step. The batch is left-padded: queries to Q = max query, keys to L columns, so every
+        row's newest query sits in the last column and the model's causal mask plus a key
+        padding mask is exactly right (see lmstack.nn.attention.build_attention_mask). With
+        one query per row (decoding) keys are read a block at a time and L rounds up to whole
+        blocks; the padding mask then also hides the unused tail of each last block.
         """
         device = self.k.device
-        bs = self.block_size
-        B, L, Q = len(context_lens), max(context_lens), max(query_lens)
+        bs, kv = self.block_size, self.num_kv_heads
+        B, Q = len(context_lens), max(query_lens)
         ctx = torch.tensor(context_lens, device=device)
         width = max(len(t) for t in block_tables)
         table = torch.tensor([t + [NULL_BLOCK] * (width - len(t)) for t in block_tables],
                              device=device)
-        # Position of column j in row b: j - (L - ctx_b); negative means left padding.
+        heads = torch.arange(kv, device=device)
+        # Where this step's new tokens go: rows (b, kv head, query column), padding to block 0.
+        qpos = torch.arange(Q, device=device)[None, :] - Q + ctx[:, None]  # [B, Q]
+        qpad = qpos < ctx[:, None] - torch.tensor(query_lens, device=device)[:, None]
+        qpos = qpos.clamp(min=0)
+        qblock = table.gather(1, qpos // bs).masked_fill(qpad, NULL_BLOCK)
+        write = self._rows(qblock, qpos % bs, heads)  # [B, kv, Q]
+        if Q == 1 and self.tile_reads:
+            nb = [len(t) for t in block_tables]
+            NB = max(nb)
+            tiles = torch.tensor([[NULL_BLOCK] * (NB - n) + t[:n] for t, n in
+                                  zip(block_tables, nb, strict=True)], device=device)
+            read = (tiles[:, None, :] * kv + heads[None, :, None]).reshape(-1)
+            L = NB * bs
+            col = torch.arange(L, device=device)[None, :]
+            start = (NB - torch.tensor(nb, device=device))[:, None] * bs
+            valid = (col >= start) & (col < start + ctx[:, None])
+            uniform = bool(valid.all())
+            return BatchView(self, read, write.reshape(-1), B, L, Q,
+                             None if uniform else valid, tiles=True)
+        L = max(context_lens)
+        # Key column j of row b holds position j - (L - ctx_b); negative means left padding.
         pos = torch.arange(L, device=device)[None, :] - (L - ctx)[:, None]
         pad = pos < 0
         pos = pos.clamp(min=0)
-        slots = table.gather(1, pos // bs) * bs + pos % bs
-        slots.masked_fill_(pad, 0)
-        # The last Q key columns line up with the Q query columns; query padding is written to
-        # the null block's slot 0, which is harmless.
-        write = slots[:, L - Q:]
-        if Q > 1 and min(query_lens) < Q:
-            qpad = torch.arange(Q, device=device)[None, :] < (
-                Q - torch.tensor(query_lens, device=device))[:, None]
-            write = write.masked_fill(qpad, 0)
+        block = table.gather(1, pos // bs).masked_fill(pad, NULL_BLOCK)
+        read = self._rows(block, pos % bs, heads).reshape(-1)  # rows (b, kv head, column)
         uniform = min(context_lens) == L and min(query_lens) == Q
-        mask = None if uniform else ~pad
-        return BatchView(self, self._head_index(slots), write.reshape(-1), B, L, Q, mask)
-
-    def _head_index(self, slots: Tensor) -> Tensor:
-        """Rows of the [slots * kv_heads, head_dim] storage that make up [B, heads, L, d].
-
-        Grouped-query attention shares each key/value head among `groups` query heads; reading
-        head h // groups for every query head h folds the usual repeat_interleave into the
-        gather, and ordering the rows (b, h, j) makes the result contiguous for SDPA.
-        """
-        kv = self.num_kv_heads
-        heads = torch.arange(kv * self.groups, device=slots.device) // self.groups
-        return (slots[:, None, :] * kv + heads[None, :, None]).reshape(-1)
+        return BatchView(self, read, write.reshape(-1), B, L, Q, None if uniform else ~pad)
 
 
 class BatchView:
@@ -128,25 +156,28 @@ class BatchView:
     """
 
     def __init__(self, cache: PagedKVCache, read: Tensor, write: Tensor, batch: int,
-                 keys: int, queries: int, key_mask: Tensor | None):
-        self.cache, self.read, self.write = cache, read, write
+                 keys: int, queries: int, key_mask: Tensor | None, tiles: bool = False):
+        self.cache, self.read, self.write, self.tiles = cache, read, write, tiles
         self.batch, self.keys, self.queries = batch, keys, queries
         self.length = keys - queries
         self.key_mask = key_mask  # [B, L] bool, True for real keys; None when nothing is padded
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store this step's keys and values [B, kv_heads, Q, d]; return every row's keys and
-        values so far as [B, heads, L, d], already expanded to the query heads."""
+        values so far as [B, kv_heads, L, d] (attention shares them among query heads)."""
         c = self.cache
-        kv, d = c.num_kv_heads, c.head_dim
+        d = c.head_dim
         kc, vc = c.k[layer], c.v[layer]
-        # [B, kv_heads, Q, d] -> [B*Q, kv_heads, d] rows in the same order as self.write.
-        kc.index_copy_(0, self.write, k.transpose(1, 2).reshape(-1, kv, d))
-        vc.index_copy_(0, self.write, v.transpose(1, 2).reshape(-1, kv, d))
-        shape = (self.batch, kv * c.groups, self.keys, d)
-        keys = kc.view(-1, d).index_select(0, self.read).view(shape)
-        values = vc.view(-1, d).index_select(0, self.read).view(shape)
-        return keys, values
+        kc.index_copy_(0, self.write, k.reshape(-1, d))
+        vc.index_copy_(0, self.write, v.reshape(-1, d))
+        shape = (self.batch, c.num_kv_heads, self.keys, d)
+        row = c.block_size * d if self.tiles else d
+        numel = self.read.numel() * row
+        kbuf, vbuf = c.workspace(numel)
+        keys, values = kbuf[:numel].view(-1, row), vbuf[:numel].view(-1, row)
+        torch.index_select(kc.view(-1, row), 0, self.read, out=keys)
+        torch.index_select(vc.view(-1, row), 0, self.read, out=values)
+        return keys.view(shape), values.view(shape)
 
     def advance(self, n: int) -> None:
         """The engine, not the view, tracks how many tokens each sequence has cached."""
