@@ -21,6 +21,16 @@ from lmstack.engine.params import RequestOutput, SamplingParams
 SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
 ALIASES = {"max_completion_tokens": "max_tokens", "top_logprobs": "logprobs"}
 IGNORED = {"model", "n", "stream", "user"}  # meaningful to servers, not to one local call
+# Chat templates close the assistant's turn with one of these, which is often not the
+# tokenizer's eos (our BPE: eos <|endoftext|>, ChatML turns end with <|im_end|>).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Ids of the end-of-turn markers this tokenizer knows; generation stops at any of them."""
+    lookup = getattr(tokenizer, "token_to_id", None)
+    found = [lookup(t) for t in END_OF_TURN_TOKENS] if lookup else []
+    return [int(i) for i in found if i is not None]
 
 
 class EngineChatModel:
@@ -50,6 +60,7 @@ class EngineChatModel:
         self.default_sampling = {"max_tokens": 512, **default_sampling}
         self._lock = threading.Lock()  # a bare Engine must only be stepped by one caller
         self.last_usage = Usage()  # of the latest call, e.g. for a tokens/s readout
+        self._turn_ends = end_of_turn_ids(self.tokenizer) if self.tokenizer is not None else []
 
     # ------------------------------------------------------------------ the protocol
     def chat(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
@@ -95,6 +106,7 @@ class EngineChatModel:
             raise ValueError(f"unsupported sampling option(s) {sorted(unknown)}; "
                              f"supported: {sorted(SAMPLING_FIELDS | set(ALIASES))}")
         kwargs = {k: v for k, v in merged.items() if k in SAMPLING_FIELDS}
+        kwargs["stop_token_ids"] = [*kwargs.get("stop_token_ids", []), *self._turn_ends]
         # A default max_tokens must not push a long conversation past the context.
         room = self.engine.max_model_len - prompt_len
         if "max_tokens" not in sampling and room > 0:

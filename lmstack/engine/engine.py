@@ -22,19 +22,27 @@ DEFAULT_KV_CACHE_BYTES = 1 << 30  # when num_blocks is not given: up to 1 GiB of
 
 
 class Engine:
-    """Continuous-batching generation for one model and its tokenizer (not thread-safe: drive
-    it from one thread, or through AsyncEngine)."""
+    """Continuous-batching generation for one model and its tokenizer.
+
+    max_num_seqs caps the running batch and max_num_batched_tokens the tokens one step may
+    compute (prompt chunks plus one per decoding sequence). The KV cache holds num_blocks
+    blocks of block_size tokens (default: enough for max_num_seqs full contexts, at most
+    1 GiB). max_model_len bounds prompt + completion (default: the model's positions);
+    max_queue, when set, refuses new requests while that many wait. On CPU the Linear weights
+    are stored column-major in place (see column_major_weights); pass column_major=False to
+    leave the model untouched. Not thread-safe: drive it from one thread, or via AsyncEngine.
+    """
 
     def __init__(
         self, model, tokenizer, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
-        max_queue: int | None = None, seed: int | None = None,
+        max_queue: int | None = None, seed: int | None = None, column_major: bool = True,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        if self.device.type == "cpu":
+        if column_major and self.device.type == "cpu":
             column_major_weights(model)
         self.max_model_len = max_model_len or cfg.max_position_embeddings
         if self.max_model_len > cfg.max_position_embeddings and cfg.model_type == "gpt2":
@@ -50,7 +58,7 @@ class Engine:
             num_blocks = -(-tokens // block_size) + 1
         self.cache = PagedKVCache(
             cfg.num_hidden_layers, num_blocks, block_size, cfg.num_key_value_heads,
-            cfg.head_dim, self.dtype, self.device, tile_reads=_sliding_window(cfg) is None)
+            cfg.head_dim, self.dtype, self.device, tile_reads=self._can_read_tiles(block_size))
         self.scheduler = Scheduler(self.cache.allocator, block_size, max_num_seqs,
                                    max_num_batched_tokens)
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
@@ -61,6 +69,13 @@ class Engine:
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
+
+    def _can_read_tiles(self, block_size: int) -> bool:
+        """Whole-block reads pad a row's keys to a block multiple, which a sliding-window mask
+        would miscount and which must stay within learned position tables (GPT-2)."""
+        cfg = self.model.config
+        padded = -(-self.max_model_len // block_size) * block_size
+        return _sliding_window(cfg) is None and padded <= cfg.max_position_embeddings
 
     # ------------------------------------------------------------------ requests
     def make_sequence(self, prompt: str | list[int], params: SamplingParams,

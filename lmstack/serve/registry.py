@@ -118,8 +118,6 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     times out would leave work behind that nobody reads). Other engine_kwargs go to `Engine`
     (max_num_seqs, max_model_len, num_blocks, ...).
     """
-    import torch
-
     from lmstack.models import BertModel, load_model
     from lmstack.tokenizer import Tokenizer
 
@@ -134,7 +132,6 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
         return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
     from lmstack.engine import Engine
 
-    torch.set_grad_enabled(False)
     model = load_model(folder, dtype=dtype)
     engine = Engine(model, tokenizer, max_queue=max_queue, **engine_kwargs)
     return ModelEntry(name, tokenizer, engine=engine, path=str(folder))

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -36,6 +37,7 @@ class Stub:
                 body = json.loads(self.rfile.read(length))
                 stub.requests.append({"body": body, "auth": self.headers.get("authorization")})
                 status, payload, headers = stub.script.pop(0)
+                time.sleep(float(headers.get("x-delay", 0)))
                 self._send(status, payload, headers)
 
             def _send(self, status, payload, headers):
@@ -51,7 +53,11 @@ class Stub:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that timed out and hung up is part of the script
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -143,6 +149,16 @@ def test_connection_refused_is_retried_then_reported():
     model = OpenAIChatModel(f"http://127.0.0.1:{port}/v1", model="m", max_retries=2,
                             backoff_s=0.01)
     with pytest.raises(ChatError, match="connection"):
+        model.chat([{"role": "user", "content": "x"}])
+
+
+def test_slow_server_times_out_and_is_retried(stub):
+    stub.script += [(200, completion("late"), {"x-delay": "1.0"}),
+                    (200, completion("in time"), {})]
+    model = client(stub, timeout=0.3, max_retries=1)
+    assert model.chat([{"role": "user", "content": "x"}]).content == "in time"
+    stub.script += [(200, completion("late"), {"x-delay": "1.0"}) for _ in range(2)]
+    with pytest.raises(ChatError, match="connection|timed out"):
         model.chat([{"role": "user", "content": "x"}])
 
 

@@ -49,6 +49,15 @@ def test_tool_calls_come_back_parsed(tokenizer):
     assert result.tool_calls[0].parsed_arguments() == {"city": "Oslo"}
 
 
+def test_reply_ends_at_the_end_of_turn_marker(tokenizer):
+    prompt = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True)
+    prompt_len = len(tokenizer.encode(prompt, add_special_tokens=False))
+    script = tokenizer.encode("Hi there<|im_end|>and more", add_special_tokens=False)
+    engine = Engine(ScriptedLM(script, prompt_len, len(tokenizer)), tokenizer)
+    result = EngineChatModel(engine).chat(MESSAGES, max_tokens=50)
+    assert result.content == "Hi there" and result.finish_reason == "stop"
+
+
 def test_cli_chat_session(chat_folder):
     runner = CliRunner()
     out = runner.invoke(app, ["chat", str(chat_folder), "--max-tokens", "8", "--temperature",

@@ -90,6 +90,15 @@ def test_preemption_recomputes_and_still_matches(llama):
     assert engine.stats["free_blocks"] == 16
 
 
+def test_token_reads_match_tile_reads(llama):
+    prompts = random_prompts([5, 19, 33], seed=7)
+    tiles = Engine(llama, None, block_size=8)
+    tokens = Engine(llama, None, block_size=8)
+    tokens.cache.tile_reads = False  # what sliding-window models and odd context sizes use
+    want = [o.token_ids for o in tiles.generate(prompts, GREEDY64)]
+    assert [o.token_ids for o in tokens.generate(prompts, GREEDY64)] == want
+
+
 def test_sliding_window_model_matches_recompute():
     model = tiny_llama(model_type="mistral", sliding_window=8)
     prompt = random_prompts([13], seed=4)[0]
