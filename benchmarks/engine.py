@@ -203,7 +203,7 @@ def main() -> None:
     engine_decode_rate(engine, one, 8)  # warm-up
     hf_decode_rate(hf, one, 8)
     eng_rates, hf_rates = [], []
-    for _ in range(max(runs, 3)):
+    for _ in range(max(runs, 5)):
         eng_rates.append(engine_decode_rate(engine, one, new_tokens))
         hf_rates.append(hf_decode_rate(hf, one, new_tokens))
     per_token = bytes_per_token(ours, 16 + new_tokens // 2)
@@ -216,18 +216,19 @@ def main() -> None:
     log(f"decode b=1: engine {decode['engine_tok_s']:.1f} tok/s, transformers "
         f"{decode['transformers_tok_s']:.1f}, ceiling {ceiling:.1f}")
 
-    # 64 requests x 128 new tokens: continuous batching, sequential, static batching.
-    cont_runs = [continuous(engine, prompts, fixed) for _ in range(runs)]
-    cont = {k: median([r[k] for r in cont_runs]) for k in cont_runs[0]}
-    log(f"continuous: {cont['tokens_per_s']:.1f} tok/s")
-    seq_rates = [sequential(engine, prompts[:seq_sample], fixed[:seq_sample])
-                 for _ in range(max(1, runs - 1))]
-    seq = median(seq_rates)
-    log(f"sequential ({seq_sample} requests): {seq:.1f} tok/s")
+    # 64 requests x 128 new tokens: continuous batching, sequential, static batching, in
+    # rounds so that a change in machine load hits all three alike.
     lengths = [new_tokens] * requests
-    static_rates = [static_batch(ours, prompts, lengths, requests) for _ in range(max(1, runs - 1))]
-    static = median(static_rates)
-    log(f"static batch of {requests} (lmstack generate): {static:.1f} tok/s")
+    cont_runs, seq_rates, static_rates = [], [], []
+    for _ in range(runs):
+        cont_runs.append(continuous(engine, prompts, fixed))
+        seq_rates.append(sequential(engine, prompts[:seq_sample], fixed[:seq_sample]))
+        static_rates.append(static_batch(ours, prompts, lengths, requests))
+        log(f"continuous {cont_runs[-1]['tokens_per_s']:.1f}, sequential ({seq_sample} "
+            f"requests) {seq_rates[-1]:.1f}, static batch of {requests} {static_rates[-1]:.1f} "
+            "tok/s")
+    cont = {k: median([r[k] for r in cont_runs]) for k in cont_runs[0]}
+    seq, static = median(seq_rates), median(static_rates)
     hf_static = static_batch(hf, prompts, lengths, requests, hf=True)
     log(f"static batch of {requests} (transformers generate): {hf_static:.1f} tok/s")
 
@@ -252,6 +253,7 @@ def main() -> None:
     throughput = {
         "requests": requests, "new_tokens": new_tokens, "continuous": cont,
         "continuous_runs": [r["tokens_per_s"] for r in cont_runs],
+        "sequential_runs": seq_rates, "static_batch_runs": static_rates,
         "sequential_tok_s": seq, "sequential_sampled_requests": seq_sample,
         "static_batch_tok_s": static, "transformers_static_batch_tok_s": hf_static,
         "speedup_vs_sequential": cont["tokens_per_s"] / seq,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,22 +23,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Raised by commands for mistakes the user can fix; printed as one line, exit code 2."""
 
 
-def fail(message: str, code: int = 2) -> None:
-    # escape: paths and messages may hold [brackets] that rich would read as markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def user_errors():
-    """Exceptions that mean bad input rather than a bug in lmstack."""
-    from lmstack.models.hub import ModelLoadError
-    from lmstack.tokenizer import TokenizerError
-
-    return (UserError, ModelLoadError, TokenizerError, FileNotFoundError, ValueError)
+# Bad input rather than a bug in lmstack: ValueError covers UserError, ModelLoadError,
+# TokenizerError and ConfigError; OSError a path that cannot be read or written, or a busy port.
+USER_ERRORS = (ValueError, OSError)
 
 
 # ---------------------------------------------------------------- foundation
@@ -90,7 +80,7 @@ def tokenizer_train(
     files: list[Path] = typer.Argument(..., help="text files to learn merges from"),
     out: Path = typer.Option(..., "--out", "-o", help="folder to write tokenizer.json into"),
     vocab_size: int = typer.Option(8000, help="target vocabulary size"),
-    special: Optional[list[str]] = typer.Option(
+    special: list[str] | None = typer.Option(
         None, "--special", help="special tokens (repeatable); default ChatML + endoftext"),
 ) -> None:
     """Train a byte-level BPE tokenizer on text files."""
@@ -310,13 +300,14 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - the one place that turns errors into one line
+    except Exception as e:  # the one place that turns user errors into one line
         import click
 
         if isinstance(e, click.ClickException):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, user_errors()):
+        if isinstance(e, USER_ERRORS):
+            # escape: paths and messages may hold [brackets] that rich would read as markup.
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)
             sys.exit(2)

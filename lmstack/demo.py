@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lmstack.fileio import atomic_write_text
+
 SHARED_CORPORA = {
     "shakespeare": "pretrain/tinyshakespeare.txt",
     "tang_song_poems": "pretrain/tang_song_poems.txt",
@@ -41,7 +43,7 @@ def stdlib_corpus(max_chars: int = 2_000_000) -> str:
             continue
         try:
             module = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - optional modules missing on some builds
+        except Exception:  # noqa: BLE001, S112 - optional modules missing or failing on some builds
             continue
         for obj in [module, *(v for _, v in inspect.getmembers(module))]:
             doc = inspect.getdoc(obj) if inspect.ismodule(obj) or inspect.isclass(obj) or \
@@ -148,7 +150,5 @@ def run_demo(out: Path, corpus: str = "stdlib", minutes: float = 3.0,
         stage(run)
         console.print(f"{title} done in {time.perf_counter() - t0:.1f}s")
     report = out / "report.md"
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text("# lmstack demo report\n\n" + "\n".join(run.sections), encoding="utf-8")
-    tmp.replace(report)
+    atomic_write_text(report, "# lmstack demo report\n\n" + "\n".join(run.sections))
     return report

@@ -27,9 +27,9 @@ def _as_call(payload: str) -> ToolCall | None:
     return ToolCall(name=obj["name"], arguments=args)
 
 
-def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
-    """(remaining content, tool calls). Blocks that do not parse stay in the content, so a
-    caller (or the model, on the next turn) can see what went wrong."""
+def split_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """(text outside the well-formed blocks, verbatim; their calls). A block that does not
+    parse stays in the text, so nothing the model wrote is lost."""
     calls: list[ToolCall] = []
     kept: list[str] = []
     last = 0
@@ -41,7 +41,14 @@ def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
         kept.append(text[last:match.start()])
         last = match.end()
     kept.append(text[last:])
-    content = "".join(kept).strip()
+    return "".join(kept), calls
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """(remaining content, stripped; tool calls). Blocks that do not parse stay in the
+    content, so a caller (or the model, on the next turn) can see what went wrong."""
+    content, calls = split_tool_calls(text)
+    content = content.strip()
     if not calls and content.startswith("{"):
         bare = _as_call(content)
         if bare is not None and "arguments" in content:

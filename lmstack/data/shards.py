@@ -208,8 +208,16 @@ class TokenShards:
         if split not in meta["splits"]:
             raise ValueError(f"{folder} has no split {split!r} (has {', '.join(meta['splits'])})")
         dtype = np.dtype(meta["dtype"])
-        arrays = [np.memmap(folder / s["file"], dtype=dtype, mode="r", shape=(s["tokens"],))
-                  for s in meta["splits"][split]["shards"] if s["tokens"]]
+        if dtype not in (np.uint16, np.uint32):
+            raise ValueError(f"{meta_path}: token dtype {dtype} is not uint16 or uint32; "
+                             "re-create the shards with `lmstack data prepare`")
+        root, arrays = folder.resolve(), []
+        for s in meta["splits"][split]["shards"]:
+            path = (folder / s["file"]).resolve()
+            if root not in path.parents:  # meta.json is data: it may not name files elsewhere
+                raise ValueError(f"{meta_path} points outside its folder ({s['file']}); refusing")
+            if s["tokens"]:
+                arrays.append(np.memmap(path, dtype=dtype, mode="r", shape=(s["tokens"],)))
         return cls(folder, split, meta, arrays)
 
     @property

@@ -1,12 +1,14 @@
 """Inference: a paged KV cache, sampling, a continuous-batching scheduler and streaming.
 
 `Engine` is synchronous and single-threaded; `AsyncEngine` runs it on a background thread for
-servers. `generate` is the plain static-cache decoder the parity tests use.
+servers; `EngineChatModel` serves the ChatModel protocol in-process. `generate` (in
+generate.py) is the plain static-cache decoder the parity tests use.
 """
 
 from lmstack.engine.async_engine import AsyncEngine
+from lmstack.engine.chat_model import EngineChatModel
 from lmstack.engine.engine import Engine, merge_outputs
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
 
-__all__ = ["AsyncEngine", "Engine", "EngineFullError", "RequestOutput", "SamplingParams",
-           "merge_outputs"]
+__all__ = ["AsyncEngine", "Engine", "EngineChatModel", "EngineFullError", "RequestOutput",
+           "SamplingParams", "merge_outputs"]

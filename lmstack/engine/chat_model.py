@@ -59,22 +59,24 @@ class EngineChatModel:
         self.name = name or "lmstack"
         self.default_sampling = {"max_tokens": 512, **default_sampling}
         self._lock = threading.Lock()  # a bare Engine must only be stepped by one caller
-        self.last_usage = Usage()  # of the latest call, e.g. for a tokens/s readout
+        # Usage of the latest call (e.g. for a tokens/s readout after stream()); with calls
+        # from several threads at once it is whichever finished last.
+        self.last_usage = Usage()
         self._turn_ends = end_of_turn_ids(self.tokenizer) if self.tokenizer is not None else []
 
     # ------------------------------------------------------------------ the protocol
     def chat(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
              **sampling: Any) -> ChatResult:
         ids, params = self._prepare(messages, tools, sampling)
-        text, reason = "", None
+        text, reason, tokens = "", None, 0
         for out in self._run(ids, params):
             text += out.text
-            reason = out.finish_reason
+            reason, tokens = out.finish_reason, out.completion_tokens
         content, calls = parse_tool_calls(text) if tools else (text, [])
         if calls:
             reason = "tool_calls"
         return ChatResult(Message("assistant", content or (None if calls else ""), calls),
-                          reason, self.last_usage, self.name)
+                          reason, Usage(len(ids), tokens), self.name)
 
     def stream(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
                **sampling: Any) -> Iterator[str]:

@@ -68,7 +68,7 @@ class PretrainedModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls, folder: str | Path, dtype: torch.dtype | None = None, device=None
-    ) -> "PretrainedModel":
+    ) -> PretrainedModel:
         from lmstack.models.hub import load_model
 
         return load_model(folder, dtype=dtype, device=device, model_class=cls)

@@ -24,7 +24,7 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         d = dict(d)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         # transformers >= 5 writes "dtype"; older versions and most hub checkpoints "torch_dtype".

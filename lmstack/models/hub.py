@@ -8,15 +8,14 @@ which refuses arbitrary code.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lmstack.fileio import atomic_write, atomic_write_text
 from lmstack.models.base import PretrainedModel
 from lmstack.models.bert import (
     BertForMaskedLM,
@@ -249,18 +248,6 @@ def load_model(
     return model.to(device=device, dtype=dtype).eval()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(
     model: PretrainedModel, folder: str | Path, max_shard_bytes: int | None = None
 ) -> None:
@@ -285,24 +272,22 @@ def save_model(
         size += nbytes
     meta = {"format": "pt"}
     if len(shards) == 1:
-        _atomic_write(folder / "model.safetensors", lambda p: save_file(shards[0], p, meta))
+        atomic_write(folder / "model.safetensors", lambda p: save_file(shards[0], p, meta))
     else:
         n = len(shards)
         weight_map = {}
         for i, shard in enumerate(shards, 1):
             name = f"model-{i:05d}-of-{n:05d}.safetensors"
-            _atomic_write(folder / name, lambda p, s=shard: save_file(s, p, meta))
+            atomic_write(folder / name, lambda p, s=shard: save_file(s, p, meta))
             weight_map.update(dict.fromkeys(shard, name))
         total = sum(v.numel() * v.element_size() for v in state.values())
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        _atomic_write(folder / SAFE_INDEX,
-                      lambda p: Path(p).write_text(json.dumps(index, indent=2)))
+        atomic_write_text(folder / SAFE_INDEX, json.dumps(index, indent=2))
     config = model.config
     config.torch_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     cfg = config.to_dict()
     cfg["architectures"] = [_architecture_name(model)]
-    _atomic_write(folder / "config.json",
-                  lambda p: Path(p).write_text(json.dumps(cfg, indent=2, sort_keys=True)))
+    atomic_write_text(folder / "config.json", json.dumps(cfg, indent=2, sort_keys=True))
 
 
 def _architecture_name(model: PretrainedModel) -> str:

@@ -16,8 +16,22 @@ from lmstack.nn.positions import (
 )
 
 __all__ = [
-    "GroupedQueryAttention", "attend", "build_attention_mask", "causal_mask", "GeluMLP",
-    "SwiGLU", "activation", "StaticKVCache", "LayerNorm", "RMSNorm", "LearnedPositions",
-    "RelativePositionBias", "RotaryEmbedding", "SinusoidalPositions", "apply_rotary",
-    "relative_position_bucket", "rope_inverse_frequencies", "sinusoidal_positions",
+    "GeluMLP",
+    "GroupedQueryAttention",
+    "LayerNorm",
+    "LearnedPositions",
+    "RMSNorm",
+    "RelativePositionBias",
+    "RotaryEmbedding",
+    "SinusoidalPositions",
+    "StaticKVCache",
+    "SwiGLU",
+    "activation",
+    "apply_rotary",
+    "attend",
+    "build_attention_mask",
+    "causal_mask",
+    "relative_position_bucket",
+    "rope_inverse_frequencies",
+    "sinusoidal_positions",
 ]

@@ -44,10 +44,16 @@ class ModelEntry:
                              "(lmstack tokenizer train ... --out FOLDER)")
         if self.max_model_len is None:
             inner = getattr(self.engine, "engine", self.engine)
-            model = self.encoder if self.encoder is not None else getattr(inner, "model", None)
             self.max_model_len = (getattr(inner, "max_model_len", None)
-                                  or getattr(getattr(model, "config", None),
-                                             "max_position_embeddings", None) or 2048)
+                                  or getattr(self._model_config, "max_position_embeddings", None)
+                                  or 2048)
+
+    @property
+    def _model_config(self) -> Any:
+        # The engine may be an AsyncEngine around an Engine; the model sits on the inner one.
+        inner = getattr(self.engine, "engine", self.engine)
+        model = self.encoder if self.encoder is not None else getattr(inner, "model", None)
+        return getattr(model, "config", None)
 
     @property
     def kind(self) -> str:
@@ -64,9 +70,7 @@ class ModelEntry:
     @property
     def vocab_size(self) -> int:
         """Ids a prompt may hold: the model's embedding rows (the tokenizer may have fewer)."""
-        inner = getattr(self.engine, "engine", self.engine)
-        model = self.encoder if self.encoder is not None else getattr(inner, "model", None)
-        size = getattr(getattr(model, "config", None), "vocab_size", None)
+        size = getattr(self._model_config, "vocab_size", None)
         return int(size) if size else len(self.tokenizer)
 
     def card(self) -> dict[str, Any]:
@@ -126,8 +130,9 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
         raise FileNotFoundError(f"{folder} is not a model folder (no config.json); pass a "
                                 "Hugging Face model folder, e.g. one written by the trainer")
     name = name or folder.resolve().name
+    architecture = _architecture(folder)  # first: a broken config.json is the error to report
     tokenizer = tokenizer or Tokenizer.from_folder(folder)
-    if _architecture(folder) in ENCODER_ARCHITECTURES:
+    if architecture in ENCODER_ARCHITECTURES:
         encoder = load_model(folder, dtype=dtype, model_class=BertModel)
         return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
     from lmstack.engine import Engine

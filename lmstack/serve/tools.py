@@ -3,43 +3,19 @@ structured `tool_calls`. Follows the Hermes/Qwen2.5 format that our ChatML templ
 
 from __future__ import annotations
 
-import json
-import re
-import uuid
 from typing import Any
 
-OPEN, CLOSE = "<tool_call>", "</tool_call>"
-# An unclosed call at the very end counts too: generation may stop on <|im_end|> first.
-CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
+from lmstack.chat.tool_calls import split_tool_calls
 
-
-def _as_call(body: str) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return None
-    args = obj.get("arguments", {})
-    # OpenAI sends arguments as a JSON string, which clients json.loads themselves.
-    return {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-            "function": {"name": obj["name"], "arguments": args if isinstance(args, str)
-                         else json.dumps(args, ensure_ascii=False)}}
+OPEN = "<tool_call>"
 
 
 def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """(text outside the well-formed calls, the calls). A malformed call stays in the text,
-    so nothing the model wrote is lost."""
-    calls, kept, last = [], [], 0
-    for m in CALL.finditer(text):
-        call = _as_call(m.group(1))
-        if call is None:
-            continue
-        calls.append(call)
-        kept.append(text[last:m.start()])
-        last = m.end()
-    kept.append(text[last:])
-    return "".join(kept), calls
+    """(text outside the well-formed calls, verbatim; the calls as OpenAI `tool_calls` items,
+    arguments a JSON string). A malformed call stays in the text: nothing the model wrote is
+    lost. The parsing itself is `lmstack.chat`'s, shared with the in-process ChatModel."""
+    content, calls = split_tool_calls(text)
+    return content, [call.to_dict() for call in calls]
 
 
 class ToolCallStream:

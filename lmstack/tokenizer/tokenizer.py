@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -18,6 +17,7 @@ from typing import Any
 from tokenizers import AddedToken
 from tokenizers import Tokenizer as Backend
 
+from lmstack.fileio import atomic_write_text
 from lmstack.tokenizer.batching import resolve_padding_truncation, to_tensor
 from lmstack.tokenizer.chat_template import render_chat_template, select_chat_template
 from lmstack.tokenizer.config import (
@@ -29,19 +29,6 @@ from lmstack.tokenizer.config import (
 from lmstack.tokenizer.errors import TokenizerError
 from lmstack.tokenizer.hf_folder import TOKENIZER_FILE, read_tokenizer_folder
 from lmstack.tokenizer.vocab_files import bert_template, special_tokens_template
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # A crash mid-save must never leave a half-written tokenizer.json that later fails to parse.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a saved tokenizer is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean_up_tokenization(text: str) -> str:
@@ -154,16 +141,17 @@ class Tokenizer:
         config = replace(self.config, added_tokens=added, add_bos_token=None, add_eos_token=None)
         with self._lock:
             backend_json = self.backend.to_str(pretty=True)
-        _atomic_write(folder / TOKENIZER_FILE, backend_json)
+        # A crash mid-save must never leave a half-written tokenizer.json behind.
+        atomic_write_text(folder / TOKENIZER_FILE, backend_json)
         config_json = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(folder / CONFIG_FILE, config_json)
+        atomic_write_text(folder / CONFIG_FILE, config_json)
         # A chat_template.jinja beside the config would win over it on load; keep it in step.
         template_file = folder / CHAT_TEMPLATE_FILE
         template = self.config.chat_template
         if isinstance(template, dict):
             template = template.get("default")
         if template_file.is_file() and template is not None:
-            _atomic_write(template_file, template)
+            atomic_write_text(template_file, template)
         return folder
 
     # ----------------------------------------------------------------- special tokens

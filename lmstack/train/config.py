@@ -138,11 +138,15 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if overrides and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: '{p}' holds a value, not a section")
         node[leaf] = value
     return parse_config(raw, str(path))
 
@@ -165,7 +169,7 @@ def check_model_config(cfg: TrainConfig, source: str) -> None:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'model.config.{key}' for "
                               f"{cfg.model.architecture}")
-    if cfg.model.init_from is None and not cfg.model.config and cfg.model.architecture:
+    if cfg.model.init_from is None and not cfg.model.config:
         raise ConfigError(f"{source}: 'model.config' (HF config fields) or 'model.init_from' "
                           "is required")
     if cfg.objective.name == "causal_lm" and cfg.model.architecture.startswith("Bert"):

@@ -69,15 +69,6 @@ def wrap_model(model: nn.Module, info: DistInfo, mode: str = "ddp") -> nn.Module
     raise ValueError(f"unknown distributed mode {mode!r}; use ddp or fsdp")
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP/compile wrappers (what we save and sample from)."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if inner is None:
-            return model
-        model = inner
-
-
 def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(x, op=dist.ReduceOp.SUM)

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lmstack.fileio import atomic_write_text
+
 
 class MetricsLog:
     def __init__(self, path: str | Path, enabled: bool = True):
@@ -28,9 +30,7 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         keep = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ tests/serve.)"""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -142,11 +141,8 @@ def test_client_errors_are_not_retried(stub):
     assert len(stub.requests) == 1
 
 
-def test_connection_refused_is_retried_then_reported():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    model = OpenAIChatModel(f"http://127.0.0.1:{port}/v1", model="m", max_retries=2,
+def test_connection_refused_is_retried_then_reported(free_port):
+    model = OpenAIChatModel(f"http://127.0.0.1:{free_port}/v1", model="m", max_retries=2,
                             backoff_s=0.01)
     with pytest.raises(ChatError, match="connection"):
         model.chat([{"role": "user", "content": "x"}])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 # Public-domain Tang poems (Li Bai, Meng Haoran, Wang Zhihuan), enough to give BPE some merges.
@@ -22,14 +20,6 @@ def english_text(max_chars: int = 60_000) -> str:
     from pydoc_data import topics
 
     return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))[:max_chars]
-
-
-def shared_data() -> Path | None:
-    here = Path(__file__).resolve().parents[2]
-    for cand in (here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
-        if cand.is_dir():
-            return cand
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from data_helpers import CHINESE, english_text, shared_data
+from data_helpers import CHINESE, english_text
 
 from lmstack.data import PackedSequences, TokenShards, prepare_shards, token_dtype
 from lmstack.data.shards import read_documents
+from lmstack.demo import find_shared_data
 
 
 def _round_trip(tokenizer, path, tmp_path, **kwargs) -> tuple[TokenShards, TokenShards]:
@@ -33,7 +34,7 @@ def test_documents_round_trip(tokenizer, tmp_path, language):
 
 
 def test_shared_chinese_poems_round_trip(tokenizer, tmp_path):
-    data = shared_data()
+    data = find_shared_data()
     if data is None or not (data / "pretrain" / "tang_song_poems.txt").is_file():
         pytest.skip("../shared/data/pretrain/tang_song_poems.txt is not present")
     text = (data / "pretrain" / "tang_song_poems.txt").read_text(encoding="utf-8")[:50_000]

@@ -4,9 +4,9 @@ give blocks back the moment a request is aborted."""
 from __future__ import annotations
 
 import pytest
+from engine_helpers import random_prompts
 
 from lmstack.engine import Engine, EngineFullError, SamplingParams
-from tests.engine.conftest import random_prompts
 
 LONG = SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
 

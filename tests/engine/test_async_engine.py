@@ -7,9 +7,9 @@ import asyncio
 import threading
 
 import pytest
+from engine_helpers import ScriptedLM, random_prompts
 
 from lmstack.engine import AsyncEngine, Engine, EngineFullError, SamplingParams
-from tests.engine.conftest import random_prompts
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0, ignore_eos=True)
 
@@ -102,3 +102,21 @@ def test_blocking_iterate_from_threads(llama, async_engine):
     for t in threads:
         t.join(60)
     assert [results[i] for i in range(len(prompts))] == expected
+
+
+def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving():
+    class Flaky(ScriptedLM):
+        def forward(self, input_ids, *args, **kwargs):
+            if (input_ids == 13).any():
+                raise RuntimeError("kernel exploded")
+            return super().forward(input_ids, *args, **kwargs)
+
+    engine = AsyncEngine(Engine(Flaky([5, 6, 7], 3, 50), None))
+    try:
+        with pytest.raises(RuntimeError, match="kernel exploded"):
+            list(engine.iterate([1, 13, 2], GREEDY))
+        out = [t for o in engine.iterate([1, 2, 3], SamplingParams(max_tokens=3))
+               for t in o.token_ids]
+        assert out == [5, 6, 7]
+    finally:
+        engine.shutdown()

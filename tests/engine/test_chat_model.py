@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from engine_helpers import ScriptedLM
 from typer.testing import CliRunner
 
 from lmstack.chat import ChatModel
 from lmstack.cli import app
 from lmstack.engine import AsyncEngine, Engine
 from lmstack.engine.chat_model import EngineChatModel
-from tests.engine.conftest import ScriptedLM
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "你好?"}]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from engine_helpers import naive_greedy, peaky, random_prompts, tiny_llama
 
 from lmstack.engine import Engine, SamplingParams
 from lmstack.models import load_model
-from tests.engine.conftest import _peaky, naive_greedy, random_prompts, tiny_llama
 
 GREEDY64 = SamplingParams(max_tokens=64, temperature=0, ignore_eos=True)
 
@@ -25,7 +25,7 @@ def test_kv_cached_engine_matches_full_recompute(any_model):
 
 def test_matches_transformers_generate(tmp_path):
     torch.manual_seed(3)
-    hf = _peaky(transformers.LlamaForCausalLM(transformers.LlamaConfig(
+    hf = peaky(transformers.LlamaForCausalLM(transformers.LlamaConfig(
         vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)))
     hf.save_pretrained(tmp_path)

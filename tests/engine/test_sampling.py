@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import naive_greedy, random_prompts
 
 from lmstack.engine import Engine, SamplingParams
 from lmstack.engine.sampler import Sampler, SampleRow
-from tests.engine.conftest import naive_greedy, random_prompts
 
 
 def seeded(seed: int, **kw) -> SamplingParams:

@@ -3,9 +3,10 @@ and add up to exactly the final text."""
 
 from __future__ import annotations
 
+from engine_helpers import ScriptedLM
+
 from lmstack.engine import Engine, SamplingParams
 from lmstack.engine.detokenizer import IncrementalDetokenizer, StopChecker
-from tests.engine.conftest import ScriptedLM
 
 TEXT = "Hi 你好，世界！ 🙂🚀 café done. END tail"
 

