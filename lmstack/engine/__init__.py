@@ -1,8 +1,8 @@
 """Inference: a paged KV cache, sampling, a continuous-batching scheduler and streaming.
 
 `Engine` is synchronous and single-threaded; `AsyncEngine` runs it on a background thread for
-servers; `EngineChatModel` serves the ChatModel protocol in-process. `generate` (in
-generate.py) is the plain static-cache decoder the parity tests use.
+servers; `EngineChatModel` serves the ChatModel protocol in-process. The plain static-cache
+decoder the parity tests use is one floor down, in lmstack.models.generate.
 """
 
 from lmstack.engine.async_engine import AsyncEngine

@@ -40,7 +40,7 @@ def demo_config(run: Any, seq_len: int = 128, precision: str = "auto") -> dict[s
 
 def stage_train(run: Any) -> None:
     """Train, save the model folder at run.artifacts["model"], sample, add a report section."""
-    from lmstack.engine.generate import generate
+    from lmstack.models.generate import generate
     from lmstack.train import build_trainer, parse_config
 
     shutil.rmtree(run.out / "train", ignore_errors=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from lmstack.engine.generate import generate
+from lmstack.models.generate import generate
 from lmstack.models import load_model
 
 torch.manual_seed(0)

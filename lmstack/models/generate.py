@@ -1,7 +1,7 @@
 """Plain batched autoregressive generation with a preallocated KV cache.
 
-The simplest correct decoder (prefill once, then one token per step), used by the parity tests
-and the CLI; the continuous-batching engine builds on the same model calls.
+The simplest correct decoder (prefill once, then one token per step), as in nanoGPT's sample
+loop: the parity tests and the training demo use it; lmstack.engine is the serving path.
 """
 
 from __future__ import annotations
