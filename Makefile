@@ -29,14 +29,18 @@ browser:
 demo: install
 	$(BIN)/lmstack demo
 
+# PASSIVE: OpenMP threads sleep instead of spinning between ops; on a shared 2-core machine
+# spinning workers stall each other for milliseconds per op.
 test: install browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check lmstack tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from lmstack.engine.chat_model import end_of_turn_ids
 from lmstack.serve.errors import invalid
 from lmstack.serve.generation import (
     Choice,
@@ -26,7 +27,7 @@ from lmstack.serve.generation import (
 )
 from lmstack.serve.protocol import ChatCompletionRequest, ResponseFormat
 from lmstack.serve.registry import ModelEntry, ServerState
-from lmstack.serve.sampling import end_of_turn_ids, resolve_max_tokens, sampling_params
+from lmstack.serve.sampling import resolve_max_tokens, sampling_params
 from lmstack.serve.tools import ToolCallStream, parse_tool_calls
 
 router = APIRouter()

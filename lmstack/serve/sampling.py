@@ -12,19 +12,6 @@ from lmstack.serve.errors import context_length_exceeded, invalid
 from lmstack.serve.protocol import SamplingRequest
 from lmstack.serve.registry import ModelEntry
 
-# Chat templates close a turn with one of these; generation must stop there even when the
-# tokenizer's eos is another token (our BPE: eos <|endoftext|>, ChatML turns end <|im_end|>).
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
-
-
-def end_of_turn_ids(tokenizer: Any) -> list[int]:
-    ids = []
-    for token in END_OF_TURN_TOKENS:
-        i = tokenizer.token_to_id(token) if hasattr(tokenizer, "token_to_id") else None
-        if i is not None:
-            ids.append(int(i))
-    return ids
-
 
 def sampling_params(req: SamplingRequest, max_tokens: int, logprobs: int | None,
                     extra_stop_ids: list[int] = ()) -> Any:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import transformers
 
-from lmstack.models.generate import generate
 from lmstack.models import load_model
+from lmstack.models.generate import generate
 
 torch.manual_seed(0)
 
