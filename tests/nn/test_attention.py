@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from test_positions import naive_rotate  # the one naive RoPE reference (tests/nn is on sys.path)
 
 from lmstack.nn import attention
 from lmstack.nn.attention import (
@@ -72,22 +73,6 @@ def naive_attention(
     return out
 
 
-def naive_rotary(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + D/2) of x [B, H, T, D] by angle position·inv_freq[i]."""
-    x = x.double()
-    out = x.clone()
-    half = x.shape[-1] // 2
-    for b in range(x.shape[0]):
-        for t in range(x.shape[2]):
-            for i in range(half):
-                a = float(positions[b, t]) * float(inv_freq[i])
-                c, s = math.cos(a), math.sin(a)
-                x1, x2 = x[b, :, t, i], x[b, :, t, i + half]
-                out[b, :, t, i] = x1 * c - x2 * s
-                out[b, :, t, i + half] = x1 * s + x2 * c
-    return out
-
-
 @torch.no_grad()
 def naive_module(
     attn: GroupedQueryAttention, x: torch.Tensor, allowed: torch.Tensor,
@@ -107,7 +92,7 @@ def naive_module(
     k = project(attn.k_proj, attn.num_kv_heads)
     v = project(attn.v_proj, attn.num_kv_heads)
     if positions is not None:
-        q, k = naive_rotary(q, positions, inv_freq), naive_rotary(k, positions, inv_freq)
+        q, k = naive_rotate(q, positions, inv_freq), naive_rotate(k, positions, inv_freq)
     heads = naive_attention(q, k, v, allowed)
     merged = heads.permute(0, 2, 1, 3).reshape(B, Tq, -1)
     out = merged @ attn.o_proj.weight.double().T

@@ -116,7 +116,7 @@ def test_unknown_rope_type_is_refused():
         rope_inverse_frequencies(64, 10000.0, {"rope_type": "yarn", "factor": 2.0})
 
 
-def naive_rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: list[float]) -> torch.Tensor:
+def naive_rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq) -> torch.Tensor:
     """x [B, H, T, D]: channel i and i + D/2 turn together by position · inv_freq[i]."""
     x = x.double()
     out = x.clone()
@@ -124,7 +124,7 @@ def naive_rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: list[float]
     for b in range(x.shape[0]):
         for t in range(x.shape[2]):
             for i in range(half):
-                a = positions[b, t].item() * inv_freq[i]
+                a = float(positions[b, t]) * float(inv_freq[i])
                 x1, x2 = x[b, :, t, i], x[b, :, t, i + half]
                 out[b, :, t, i] = x1 * math.cos(a) - x2 * math.sin(a)
                 out[b, :, t, i + half] = x1 * math.sin(a) + x2 * math.cos(a)
