@@ -120,3 +120,29 @@ def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving():
         assert out == [5, 6, 7]
     finally:
         engine.shutdown()
+
+
+def test_a_request_whose_sampling_fails_ends_alone(llama):
+    # One request's parameters break the sampler mid-batch: only its stream fails, the
+    # others finish with the tokens they would have had anyway.
+    prompts = random_prompts([5, 7, 9], seed=11)
+    params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+    expected = Engine(llama, None).generate(prompts, params)
+    bad = SamplingParams(max_tokens=12, temperature=0.7, ignore_eos=True)
+    engine = AsyncEngine(Engine(llama, None))
+    try:
+        async def run(stream):
+            return [t async for o in stream for t in o.token_ids]
+
+        async def main():
+            streams = [engine.stream(p, params) for p in prompts]
+            streams.append(engine.stream(prompts[0], bad))
+            bad.top_p = float("nan")  # after admission, as a future bug might let through
+            return await asyncio.gather(*map(run, streams), return_exceptions=True)
+
+        *good, failed = asyncio.run(main())
+        assert isinstance(failed, ValueError) and "finite" in str(failed)
+        assert good == [e.token_ids for e in expected]
+        assert engine.stats["in_flight"] == 0
+    finally:
+        engine.shutdown()
