@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 # Below this a temperature is greedy: dividing logits by it overflows float32 (1e-46 even
 # rounds to 0), so "almost greedy" would otherwise become NaNs and token 0. vLLM uses 1e-5 too.
 GREEDY_BELOW = 1e-5

@@ -16,7 +16,13 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from lmstack.serve import chat, completions, embeddings
-from lmstack.serve.errors import install_error_handlers, model_not_found, unauthorized
+from lmstack.serve.errors import (
+    SafeJSONResponse,
+    install_error_handlers,
+    model_not_found,
+    unauthorized,
+)
+from lmstack.serve.guards import DEFAULT_MAX_BODY_BYTES, RequestGuards
 from lmstack.serve.metrics import Metrics
 from lmstack.serve.registry import ModelEntry, ServerState
 
@@ -72,11 +78,16 @@ def _stop_engines(models: dict[str, ModelEntry]) -> None:
         entry.async_engine = None
 
 
-def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> FastAPI:
+def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
     without credentials); the page asks for the key and sends it with its API calls.
+    Bodies over `max_body_bytes` get 413; with `allowed_hosts`, a request whose Host header
+    names another host gets 400 (a browser page on a rebinding DNS name cannot reach a
+    keyless server on localhost).
     """
     if not models:
         raise ValueError("create_app needs at least one model to serve")
@@ -91,9 +102,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
             _stop_engines(state.models)
 
     app = FastAPI(title="lmstack", summary="An OpenAI-compatible server for lmstack models.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, default_response_class=SafeJSONResponse)
     app.state.lmstack = state
     install_error_handlers(app)
+    # Added last is outermost: refusals at the door are counted too.
+    app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes,
+                       allowed_hosts=allowed_hosts)
     app.add_middleware(CountRequests, metrics=state.metrics)
 
     async def check_key(request: Request) -> None:

@@ -1,20 +1,20 @@
 """Tool calls in generated text (`<tool_call>{"name", "arguments"}</tool_call>`) -> OpenAI's
-structured `tool_calls`. Follows the Hermes/Qwen2.5 format that our ChatML template teaches."""
+structured `tool_calls`, whole or streamed. Follows the Hermes/Qwen2.5 format of our ChatML.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lmstack.chat.tool_calls import split_tool_calls
+from lmstack.chat.tool_calls import parse_tool_calls
 
 OPEN = "<tool_call>"
 
 
-def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """(text outside the well-formed calls, verbatim; the calls as OpenAI `tool_calls` items,
-    arguments a JSON string). A malformed call stays in the text: nothing the model wrote is
-    lost. The parsing itself is `lmstack.chat`'s, shared with the in-process ChatModel."""
-    content, calls = split_tool_calls(text)
+def wire_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """(content, the calls as OpenAI `tool_calls` items). The parsing is `lmstack.chat`'s, the
+    one the in-process ChatModel uses, so a reply reads the same over HTTP and in process."""
+    content, calls = parse_tool_calls(text)
     return content, [call.to_dict() for call in calls]
 
 
@@ -45,5 +45,4 @@ class ToolCallStream:
         """(content still to send, parsed calls) once the reply is complete."""
         if self.held is None:
             return self.pending, []
-        content, calls = parse_tool_calls(self.held)
-        return content, calls
+        return wire_tool_calls(self.held)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from lmstack.serve.tools import ToolCallStream, parse_tool_calls
+from lmstack.serve.tools import ToolCallStream, wire_tool_calls
 
 REPLY = ('Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}'
          '\n</tool_call>\n<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>')
@@ -14,16 +14,16 @@ TOOLS = [{"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
 
 
-def test_parse_tool_calls():
-    content, calls = parse_tool_calls(REPLY)
+def test_wire_tool_calls():
+    content, calls = wire_tool_calls(REPLY)
     assert content.strip() == "Let me check."
     assert [c["function"]["name"] for c in calls] == ["get_weather", "now"]
     assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
     assert calls[0]["type"] == "function" and calls[0]["id"].startswith("call_")
     # Unclosed at the end (generation stopped on <|im_end|>) still parses.
-    assert parse_tool_calls('<tool_call>{"name": "f", "arguments": {"x": 1}}')[1]
+    assert wire_tool_calls('<tool_call>{"name": "f", "arguments": {"x": 1}}')[1]
     # Malformed JSON is not a call: the text survives untouched.
-    assert parse_tool_calls("<tool_call>{oops</tool_call> hi") == (
+    assert wire_tool_calls("<tool_call>{oops</tool_call> hi") == (
         "<tool_call>{oops</tool_call> hi", [])
 
 
@@ -32,8 +32,9 @@ def test_stream_splitter_matches_whole_parse():
         splitter = ToolCallStream()
         streamed = "".join(splitter.feed(REPLY[i:i + size]) for i in range(0, len(REPLY), size))
         rest, calls = splitter.finish()
-        whole_content, whole_calls = parse_tool_calls(REPLY)
-        assert streamed + rest == whole_content
+        whole_content, whole_calls = wire_tool_calls(REPLY)
+        # Text before the marker streams as it comes; the whole reply's content is stripped.
+        assert (streamed + rest).strip() == whole_content
         assert [c["function"] for c in calls] == [c["function"] for c in whole_calls]
     plain = ToolCallStream()
     text = "no tools here, but a < and <tool"
