@@ -114,10 +114,11 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request) -
                         "decoding; see chat.py)", req.response_format.type, c.index)
         message: dict[str, Any] = {"role": "assistant", "content": c.text}
         finish = c.finish_reason
-        if uses_tools(req):
+        if uses_tools(req):  # read as the in-process ChatModel reads it (chat/tool_calls.py)
             content, calls = wire_tool_calls(c.text)
+            message = {"role": "assistant", "content": content}
             if calls:
-                message = {"role": "assistant", "content": content or None, "tool_calls": calls}
+                message = {**message, "content": content or None, "tool_calls": calls}
                 finish = "tool_calls"
         choices.append({"index": c.index, "message": message,
                         "logprobs": chat_logprobs(c.logprobs) if req.logprobs else None,

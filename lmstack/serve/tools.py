@@ -20,11 +20,13 @@ def wire_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
 
 class ToolCallStream:
     """Splits a streamed reply: text before a `<tool_call>` streams as content at once; from
-    the marker on it is held and parsed when the reply ends."""
+    the marker on it is held and parsed when the reply ends. Trailing whitespace is held too,
+    so the streamed content equals the whole reply's (which is stripped around the calls)."""
 
     def __init__(self) -> None:
-        self.pending = ""  # a tail that might be the start of "<tool_call>"
+        self.pending = ""  # a tail that might be the start of "<tool_call>", or whitespace
         self.held: str | None = None  # everything from the first marker on
+        self.gap = ""  # whitespace just before the marker: sent only if content follows
 
     def feed(self, delta: str) -> str:
         """The part of `delta` that is safe to stream as content now."""
@@ -34,15 +36,18 @@ class ToolCallStream:
         text = self.pending + delta
         at = text.find(OPEN)
         if at >= 0:
-            self.held, self.pending = text[at:], ""
-            return text[:at]
+            before = text[:at].rstrip()
+            self.held, self.gap, self.pending = text[at:], text[len(before):at], ""
+            return before
         keep = next((k for k in range(min(len(OPEN) - 1, len(text)), 0, -1)
                      if OPEN.startswith(text[-k:])), 0)
-        self.pending = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
+        safe = len(text[:len(text) - keep].rstrip())
+        self.pending = text[safe:]
+        return text[:safe]
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
         """(content still to send, parsed calls) once the reply is complete."""
         if self.held is None:
             return self.pending, []
-        return wire_tool_calls(self.held)
+        content, calls = wire_tool_calls(self.held)
+        return (self.gap + content if content else ""), calls

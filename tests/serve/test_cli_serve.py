@@ -59,6 +59,8 @@ def test_serve_bad_arguments(lm_folder, tmp_path):
         (["serve", str(tmp_path / "missing")], "no such model folder"),
         (["serve", str(lm_folder), "--name", "a", "--name", "b"], "one name per folder"),
         (["serve", str(tmp_path)], "not a model folder"),
+        # 0 once started a server that answered every request with 503.
+        (["serve", str(lm_folder), "--max-queue", "0"], "--max-queue must be >= 1"),
     ]
     # All at once: each run pays for importing torch.
     procs = [(lmstack(*args), words) for args, words in cases]
