@@ -25,6 +25,7 @@ from lmstack.serve.errors import (
 from lmstack.serve.guards import DEFAULT_MAX_BODY_BYTES, RequestGuards
 from lmstack.serve.metrics import Metrics
 from lmstack.serve.registry import ModelEntry, ServerState
+from lmstack.serve.schemas import DOOR, V1, Health, ModelCard, ModelList, tidy_openapi
 
 STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
@@ -121,11 +122,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
 
     v1 = APIRouter(dependencies=[Depends(check_key)])
 
-    @v1.get("/v1/models")
+    @v1.get("/v1/models", response_model=None, responses={200: {"model": ModelList}, **V1})
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": [e.card() for e in state.models.values()]}
 
-    @v1.get("/v1/models/{name:path}")
+    @v1.get("/v1/models/{name:path}", response_model=None,
+            responses={200: {"model": ModelCard}, **V1})
     async def get_model(name: str) -> dict[str, Any]:
         if name not in state.models:
             raise model_not_found(name, sorted(state.models))
@@ -135,7 +137,9 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
         v1.include_router(module.router)
     app.include_router(v1)
 
-    @app.get("/health")
+    @app.get("/health", response_model=None, responses={
+        200: {"model": Health}, 503: {"model": Health, "description": "Still starting"},
+        **DOOR})
     async def health() -> JSONResponse:
         ready = all(e.async_engine is not None for e in state.models.values()
                     if e.kind == "generate")
@@ -144,7 +148,9 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                            for name, e in state.models.items()}}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "Prometheus text exposition format"}, **DOOR})
     async def metrics() -> PlainTextResponse:
         stats = {name: e.stats() for name, e in state.models.items() if e.kind == "generate"}
         return PlainTextResponse(state.metrics.render(stats),
@@ -155,6 +161,13 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = tidy_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

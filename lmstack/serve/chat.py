@@ -27,6 +27,7 @@ from lmstack.serve.generation import (
 from lmstack.serve.protocol import ChatCompletionRequest, ResponseFormat
 from lmstack.serve.registry import ModelEntry, ServerState
 from lmstack.serve.sampling import check_prompt_chars, resolve_max_tokens, sampling_params
+from lmstack.serve.schemas import ChatCompletion, generation_responses
 from lmstack.serve.tools import ToolCallStream, wire_tool_calls
 from lmstack.tokenizer.chat_prompt import encode_chat_prompt, end_of_turn_ids, render_chat_prompt
 
@@ -89,7 +90,8 @@ def chat_logprobs(entries: list[dict] | None) -> dict[str, Any] | None:
         for e in entries]}
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", response_model=None,
+             responses=generation_responses(ChatCompletion))
 async def create_chat_completion(req: ChatCompletionRequest, request: Request) -> Any:
     started = time.perf_counter()
     state: ServerState = request.app.state.lmstack

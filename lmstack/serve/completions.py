@@ -29,6 +29,7 @@ from lmstack.serve.sampling import (
     resolve_max_tokens,
     sampling_params,
 )
+from lmstack.serve.schemas import Completion, generation_responses
 
 router = APIRouter()
 
@@ -66,7 +67,8 @@ def encode_prompts(entry: ModelEntry, req: CompletionRequest) -> tuple[list[list
     return ids, texts
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", response_model=None,
+             responses=generation_responses(Completion))
 async def create_completion(req: CompletionRequest, request: Request) -> Any:
     started = time.perf_counter()
     state: ServerState = request.app.state.lmstack

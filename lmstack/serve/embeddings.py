@@ -16,6 +16,7 @@ from lmstack.serve.errors import context_length_exceeded, invalid
 from lmstack.serve.protocol import EmbeddingRequest
 from lmstack.serve.registry import ModelEntry, ServerState
 from lmstack.serve.sampling import check_prompt_chars, check_token_ids
+from lmstack.serve.schemas import V1, EmbeddingList
 
 router = APIRouter()
 BATCH = 32  # texts per forward pass: padding waste stays small, memory stays bounded
@@ -73,7 +74,8 @@ def _encode_b64(vector: list[float]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=None,
+             responses={200: {"model": EmbeddingList}, **V1})
 async def create_embeddings(req: EmbeddingRequest, request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.lmstack
     entry = state.get(req.model, "embed")
