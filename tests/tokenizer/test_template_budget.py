@@ -21,8 +21,8 @@ HOSTILE = [
     "{{ '%1000000000s' % 'a' }}",
     "{{ '{:>1000000000}'.format('a') }}",
     "{{ 7 ** 100000000 }}",
-    "{% set ns = namespace(s='') %}{% for i in range(100000) %}"
-    "{% set ns.s = ns.s ~ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' %}{% endfor %}{{ ns.s }}",
+    ("{% set ns = namespace(s='') %}{% for i in range(100000) %}"
+     "{% set ns.s = ns.s ~ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' %}{% endfor %}{{ ns.s }}"),
 ]
 
 
