@@ -182,6 +182,7 @@ class Engine:
                     self._append(seq, token, lp)
                 else:  # this request's parameters failed: end it alone, the batch goes on
                     self.abort(seq.request_id)
+                    self._aborted.remove(seq)  # reported below, once, with its error
                     self._errors[seq.request_id] = error
         self._counters["steps"] += 1
         self._counters["generation_tokens"] += len(to_sample)

@@ -146,3 +146,20 @@ def test_a_request_whose_sampling_fails_ends_alone(llama):
         assert engine.stats["in_flight"] == 0
     finally:
         engine.shutdown()
+
+
+def test_a_failed_request_is_reported_once_with_its_error(llama):
+    engine = Engine(llama, None)
+    good = engine.add_request([1, 2, 3], SamplingParams(max_tokens=3, temperature=0))
+    bad_params = SamplingParams(max_tokens=3, temperature=0.5)
+    bad = engine.add_request([4, 5], bad_params)
+    bad_params.min_p = "broken"  # after admission, as a future bug might let through
+    reports, good_tokens = [], []
+    while engine.has_unfinished():
+        for out in engine.step():
+            if out.request_id == bad:
+                reports.append(out)
+            good_tokens += out.token_ids if out.request_id == good else []
+    assert len(reports) == 1 and reports[0].finished and reports[0].finish_reason == "abort"
+    assert "invalid sampling parameters" in reports[0].error
+    assert len(good_tokens) == 3
