@@ -207,12 +207,17 @@ def serve(
     port: int = typer.Option(8000, help="TCP port"),
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="LMSTACK_API_KEY",
-        help="require `Authorization: Bearer KEY` on /v1 (or set LMSTACK_API_KEY)"),
+        help="require `Authorization: Bearer KEY` on /v1; prefer setting LMSTACK_API_KEY, "
+             "since a key on the command line is visible to every user in `ps`"),
     name: list[str] | None = typer.Option(
         None, "--name", help="served name per PATH, in order (default: the folder's name)"),
     max_num_seqs: int = typer.Option(64, help="sequences decoded together in one step"),
     max_model_len: int | None = typer.Option(None, help="context limit (default: model's)"),
     max_queue: int = typer.Option(256, help="waiting requests beyond which new ones get 503"),
+    max_body_mb: float = typer.Option(4.0, help="largest request body in MB (larger: 413)"),
+    allowed_hosts: list[str] | None = typer.Option(
+        None, "--allowed-hosts", help="accept only these Host headers (repeat the option); "
+        "guards a keyless local server against DNS rebinding, e.g. localhost and 127.0.0.1"),
 ) -> None:
     """Serve model folders over the OpenAI API (/v1/...), with a chat page at /."""
     from lmstack.serve import create_app, load_entries
@@ -223,15 +228,20 @@ def serve(
         raise UserError(f"no such model folder: {', '.join(missing)}")
     if not 0 < port < 65536:
         raise UserError("--port must be between 1 and 65535")
-    if max_num_seqs < 1 or max_queue < 0:
-        raise UserError("--max-num-seqs must be >= 1 and --max-queue >= 0")
+    if max_num_seqs < 1 or max_queue < 1:
+        # --max-queue 0 would answer every request with 503: a server that serves nothing.
+        raise UserError("--max-num-seqs and --max-queue must be >= 1")
+    if not max_body_mb > 0:
+        raise UserError("--max-body-mb must be > 0")
     models = load_entries(paths, name, max_num_seqs=max_num_seqs, max_model_len=max_model_len,
                           max_queue=max_queue)
     for entry in models.values():
         console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"
                   + ("   (API key required)" if api_key else ""))
-    run_server(create_app(models, api_key=api_key), host=host, port=port)
+    app = create_app(models, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
+                     allowed_hosts=allowed_hosts or None)
+    run_server(app, host=host, port=port)
 
 
 # ---- inference

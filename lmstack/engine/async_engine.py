@@ -160,6 +160,9 @@ class AsyncEngine:
             # sees the blocks it gave back.
             self._stats = self.engine.stats
             for out in outputs:
+                if out.error is not None:  # this request alone failed; its stream raises
+                    self._deliver_error(out.request_id, ValueError(out.error))
+                    continue
                 with self._lock:
                     sink = (self._sinks.pop(out.request_id, None) if out.finished
                             else self._sinks.get(out.request_id))

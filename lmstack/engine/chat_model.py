@@ -17,20 +17,11 @@ from lmstack.chat.types import ChatResult, Message, MessageLike, Usage, to_wire,
 from lmstack.engine.async_engine import AsyncEngine
 from lmstack.engine.engine import Engine
 from lmstack.engine.params import RequestOutput, SamplingParams
+from lmstack.tokenizer.chat_prompt import chat_prompt_ids, end_of_turn_ids
 
 SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
 ALIASES = {"max_completion_tokens": "max_tokens", "top_logprobs": "logprobs"}
 IGNORED = {"model", "n", "stream", "user"}  # meaningful to servers, not to one local call
-# Chat templates close the assistant's turn with one of these, which is often not the
-# tokenizer's eos (our BPE: eos <|endoftext|>, ChatML turns end with <|im_end|>).
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
-
-
-def end_of_turn_ids(tokenizer) -> list[int]:
-    """Ids of the end-of-turn markers this tokenizer knows; generation stops at any of them."""
-    lookup = getattr(tokenizer, "token_to_id", None)
-    found = [lookup(t) for t in END_OF_TURN_TOKENS] if lookup else []
-    return [int(i) for i in found if i is not None]
 
 
 class EngineChatModel:
@@ -92,10 +83,7 @@ class EngineChatModel:
         if self.tokenizer is None:
             raise ValueError("this engine has no tokenizer, so it cannot render a chat")
         schemas = [tool_schema(t) for t in tools] if tools else None
-        prompt = self.tokenizer.apply_chat_template(
-            to_wire(list(messages)), add_generation_prompt=True, tokenize=False, tools=schemas)
-        # The template already wrote any BOS/EOS markers it wants; do not add them twice.
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        ids = chat_prompt_ids(self.tokenizer, to_wire(list(messages)), schemas)
         return ids, self._params(sampling, len(ids))
 
     def _params(self, sampling: dict[str, Any], prompt_len: int) -> SamplingParams:

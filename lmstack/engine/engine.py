@@ -66,6 +66,7 @@ class Engine:
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
         self._aborted: list[Sequence] = []
+        self._errors: dict[str, str] = {}  # request id -> why it was ended alone
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
@@ -175,8 +176,14 @@ class Engine:
             rows = [SampleRow(s.params, s.prompt_ids, s.output_ids, s.generator)
                     for s in to_sample]
             result = self.sampler(logits[0] if len(logits) == 1 else torch.cat(logits), rows)
-            for seq, token, lp in zip(to_sample, result.token_ids, result.logprobs, strict=True):
-                self._append(seq, token, lp)
+            for seq, token, lp, error in zip(to_sample, result.token_ids, result.logprobs,
+                                             result.errors, strict=True):
+                if error is None:
+                    self._append(seq, token, lp)
+                else:  # this request's parameters failed: end it alone, the batch goes on
+                    self.abort(seq.request_id)
+                    self._aborted.remove(seq)  # reported below, once, with its error
+                    self._errors[seq.request_id] = error
         self._counters["steps"] += 1
         self._counters["generation_tokens"] += len(to_sample)
         self._recent.append((time.perf_counter(), len(to_sample)))
@@ -241,7 +248,8 @@ class Engine:
             request_id=seq.request_id, text=seq.new_text, token_ids=seq.new_token_ids,
             finished=seq.finished, finish_reason=seq.finish_reason,
             prompt_tokens=len(seq.prompt_ids), completion_tokens=len(seq.output_ids),
-            logprobs=seq.new_logprobs if seq.params.logprobs is not None else None)
+            logprobs=seq.new_logprobs if seq.params.logprobs is not None else None,
+            error=self._errors.pop(seq.request_id, None))
         seq.new_text, seq.new_token_ids, seq.new_logprobs = "", [], []
         return out
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Below this a temperature is greedy: dividing logits by it overflows float32 (1e-46 even
+# rounds to 0), so "almost greedy" would otherwise become NaNs and token 0. vLLM uses 1e-5 too.
+GREEDY_BELOW = 1e-5
+
 
 class EngineFullError(ValueError):
     """The request can never fit in this engine's KV cache (or its queue is full)."""
@@ -17,8 +21,9 @@ class EngineFullError(ValueError):
 class SamplingParams:
     """How to pick each next token and when to stop.
 
-    temperature 0 means greedy. top_k 0 and top_p 1 switch those filters off; min_p keeps tokens
-    whose probability is at least min_p times the most likely one's. repetition_penalty is the
+    temperature 0 (or below GREEDY_BELOW) means greedy. top_k 0 and top_p 1 switch those
+    filters off; min_p keeps tokens whose probability is at least min_p times the most likely
+    one's. repetition_penalty is the
     CTRL/HF multiplicative penalty over prompt and output; frequency and presence penalties are
     OpenAI's additive ones over the output only. logprobs=n returns the chosen token's log
     probability and the n most likely alternatives (0 = the chosen token only).
@@ -67,7 +72,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        return self.temperature < GREEDY_BELOW
 
     @property
     def needs_penalties(self) -> bool:
@@ -96,3 +101,6 @@ class RequestOutput:
     prompt_tokens: int
     completion_tokens: int
     logprobs: list[dict] | None = None
+    # Set when this request alone was ended because its parameters could not be used (the
+    # rest of the batch carried on); finish_reason is then "abort".
+    error: str | None = None

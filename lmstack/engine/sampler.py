@@ -6,7 +6,8 @@ multinomial sampling (argmax p / q with q ~ Exp(1)) so each request draws from i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -28,6 +29,37 @@ class SampleRow:
 class SampleResult:
     token_ids: list[int]
     logprobs: list[tuple[float, list[tuple[int, float]]] | None]  # (chosen, top-n) per row
+    # Per row: None, or why that row's parameters could not be sampled with (its token is -1).
+    errors: list[str | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RowSettings:
+    """One row's sampling numbers, checked and clamped in Python before any tensor is built,
+    so a hostile value fails (or is bounded) for its own row and never for the batch."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    min_p: float
+    repetition_penalty: float
+    frequency_penalty: float
+    presence_penalty: float
+
+    @classmethod
+    def of(cls, params: SamplingParams, vocab: int) -> RowSettings:
+        numbers = [float(params.temperature), float(params.top_p), float(params.min_p),
+                   float(params.repetition_penalty), float(params.frequency_penalty),
+                   float(params.presence_penalty)]
+        if not all(math.isfinite(x) for x in numbers):
+            raise ValueError("sampling parameters must be finite numbers")
+        temperature, top_p, min_p, rep, freq, pres = numbers
+        if params.logprobs is not None and not 0 <= int(params.logprobs) <= min(20, vocab):
+            raise ValueError(f"logprobs={params.logprobs!r} must be in [0, 20]")
+        top_k = int(params.top_k or 0)
+        # top_k past the vocabulary means "no limit"; clamping keeps it inside int64.
+        top_k = vocab if top_k <= 0 or top_k > vocab else top_k
+        return cls(1.0 if params.greedy else temperature, top_k, top_p, min_p, rep, freq, pres)
 
 
 class Sampler:
@@ -38,7 +70,33 @@ class Sampler:
         self.generator.manual_seed(seed if seed is not None else torch.seed())
 
     def __call__(self, logits: Tensor, rows: list[SampleRow]) -> SampleResult:
-        """logits [N, vocab] (any float dtype) for the N rows; returns one token per row."""
+        """logits [N, vocab] (any float dtype) for the N rows; returns one token per row.
+
+        A row whose parameters cannot be used gets token -1 and an error; the others are
+        sampled as if it were not there (the engine ends that one request alone)."""
+        settings: list[RowSettings | None] = []
+        errors: list[str | None] = []
+        for r in rows:
+            try:
+                settings.append(RowSettings.of(r.params, self.vocab_size))
+                errors.append(None)
+            except (TypeError, ValueError, OverflowError) as exc:
+                settings.append(None)
+                errors.append(f"invalid sampling parameters: {exc}")
+        good = [i for i, s in enumerate(settings) if s is not None]
+        if len(good) == len(rows):
+            result = self._sample_rows(logits, rows, settings)
+            return SampleResult(result.token_ids, result.logprobs, errors)
+        tokens, logprobs = [-1] * len(rows), [None] * len(rows)
+        if good:
+            part = self._sample_rows(logits[good], [rows[i] for i in good],
+                                     [settings[i] for i in good])
+            for j, i in enumerate(good):
+                tokens[i], logprobs[i] = part.token_ids[j], part.logprobs[j]
+        return SampleResult(tokens, logprobs, errors)
+
+    def _sample_rows(self, logits: Tensor, rows: list[SampleRow],
+                     settings: list[RowSettings]) -> SampleResult:
         logits = logits[:, : self.vocab_size].float()
         raw = logits
         want_logprobs = [r.params.logprobs is not None for r in rows]
@@ -46,8 +104,8 @@ class Sampler:
             tokens = logits.argmax(-1)
         else:
             if any(r.params.needs_penalties for r in rows):
-                logits = self._apply_penalties(logits.clone(), rows)
-            tokens = self._sample(logits, rows)
+                logits = self._apply_penalties(logits.clone(), rows, settings)
+            tokens = self._sample(logits, rows, settings)
         token_list = tokens.tolist()
         logprobs: list = [None] * len(rows)
         if any(want_logprobs):
@@ -55,8 +113,10 @@ class Sampler:
         return SampleResult(token_list, logprobs)
 
     # ------------------------------------------------------------------ penalties
-    def _apply_penalties(self, logits: Tensor, rows: list[SampleRow]) -> Tensor:
+    def _apply_penalties(self, logits: Tensor, rows: list[SampleRow],
+                         settings: list[RowSettings] | None = None) -> Tensor:
         n, vocab = logits.shape
+        settings = settings or [RowSettings.of(r.params, vocab) for r in rows]
         dev = logits.device
 
         def counts(seqs: list[list[int]]) -> Tensor:
@@ -66,27 +126,28 @@ class Sampler:
             return c.scatter_add_(1, ids, torch.ones_like(ids, dtype=c.dtype))[:, :vocab]
 
         out_counts = counts([r.output_ids for r in rows])
-        rep = torch.tensor([r.params.repetition_penalty for r in rows], device=dev)[:, None]
+        rep = torch.tensor([s.repetition_penalty for s in settings], device=dev)[:, None]
         if (rep != 1).any():
             seen = (counts([r.prompt_ids for r in rows]) + out_counts) > 0
             # CTRL's penalty: shrink a seen token's logit toward zero from either side.
             penalised = torch.where(logits > 0, logits / rep, logits * rep)
             logits = torch.where(seen, penalised, logits)
-        freq = torch.tensor([r.params.frequency_penalty for r in rows], device=dev)[:, None]
-        pres = torch.tensor([r.params.presence_penalty for r in rows], device=dev)[:, None]
+        freq = torch.tensor([s.frequency_penalty for s in settings], device=dev)[:, None]
+        pres = torch.tensor([s.presence_penalty for s in settings], device=dev)[:, None]
         return logits - freq * out_counts - pres * (out_counts > 0).to(logits.dtype)
 
     # ------------------------------------------------------------------ sampling
-    def _sample(self, logits: Tensor, rows: list[SampleRow]) -> Tensor:
+    def _sample(self, logits: Tensor, rows: list[SampleRow],
+                settings: list[RowSettings]) -> Tensor:
         dev = logits.device
         greedy_rows = torch.tensor([r.params.greedy for r in rows], device=dev)
         greedy_tokens = logits.argmax(-1)
         if greedy_rows.all():
             return greedy_tokens
-        temps = torch.tensor([r.params.temperature or 1.0 for r in rows], device=dev)
+        temps = torch.tensor([s.temperature for s in settings], device=dev)
         logits = logits / temps[:, None]
         if any(r.params.needs_filters for r in rows):
-            logits = self._filter(logits, rows)
+            logits = self._filter(logits, settings)
         probs = logits.softmax(-1)
         # Exponential race: argmax p_i / q_i with q_i ~ Exp(1) is a draw from p. Each seeded
         # request consumes exactly `vocab` numbers of its own generator per step, so its
@@ -104,12 +165,12 @@ class Sampler:
         sampled = (probs / q.clamp_(min=1e-20)).argmax(-1)
         return torch.where(greedy_rows, greedy_tokens, sampled)
 
-    def _filter(self, logits: Tensor, rows: list[SampleRow]) -> Tensor:
+    def _filter(self, logits: Tensor, settings: list[RowSettings]) -> Tensor:
         dev = logits.device
         vocab = logits.shape[1]
-        top_k = torch.tensor([r.params.top_k or vocab for r in rows], device=dev)
-        top_p = torch.tensor([r.params.top_p for r in rows], device=dev)
-        min_p = torch.tensor([r.params.min_p for r in rows], device=dev)
+        top_k = torch.tensor([s.top_k for s in settings], device=dev)
+        top_p = torch.tensor([s.top_p for s in settings], device=dev)
+        min_p = torch.tensor([s.min_p for s in settings], device=dev)
         sorted_logits, order = logits.sort(-1, descending=True)
         rank = torch.arange(vocab, device=dev)[None, :]
         drop = rank >= top_k[:, None]

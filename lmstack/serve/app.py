@@ -16,9 +16,16 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from lmstack.serve import chat, completions, embeddings
-from lmstack.serve.errors import install_error_handlers, model_not_found, unauthorized
+from lmstack.serve.errors import (
+    SafeJSONResponse,
+    install_error_handlers,
+    model_not_found,
+    unauthorized,
+)
+from lmstack.serve.guards import DEFAULT_MAX_BODY_BYTES, RequestGuards
 from lmstack.serve.metrics import Metrics
 from lmstack.serve.registry import ModelEntry, ServerState
+from lmstack.serve.schemas import DOOR, V1, Health, ModelCard, ModelList, tidy_openapi
 
 STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
@@ -72,11 +79,16 @@ def _stop_engines(models: dict[str, ModelEntry]) -> None:
         entry.async_engine = None
 
 
-def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> FastAPI:
+def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
     without credentials); the page asks for the key and sends it with its API calls.
+    Bodies over `max_body_bytes` get 413; with `allowed_hosts`, a request whose Host header
+    names another host gets 400 (a browser page on a rebinding DNS name cannot reach a
+    keyless server on localhost).
     """
     if not models:
         raise ValueError("create_app needs at least one model to serve")
@@ -91,9 +103,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
             _stop_engines(state.models)
 
     app = FastAPI(title="lmstack", summary="An OpenAI-compatible server for lmstack models.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, default_response_class=SafeJSONResponse)
     app.state.lmstack = state
     install_error_handlers(app)
+    # Added last is outermost: refusals at the door are counted too.
+    app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes,
+                       allowed_hosts=allowed_hosts)
     app.add_middleware(CountRequests, metrics=state.metrics)
 
     async def check_key(request: Request) -> None:
@@ -107,11 +122,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
 
     v1 = APIRouter(dependencies=[Depends(check_key)])
 
-    @v1.get("/v1/models")
+    @v1.get("/v1/models", response_model=None, responses={200: {"model": ModelList}, **V1})
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": [e.card() for e in state.models.values()]}
 
-    @v1.get("/v1/models/{name:path}")
+    @v1.get("/v1/models/{name:path}", response_model=None,
+            responses={200: {"model": ModelCard}, **V1})
     async def get_model(name: str) -> dict[str, Any]:
         if name not in state.models:
             raise model_not_found(name, sorted(state.models))
@@ -121,7 +137,9 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
         v1.include_router(module.router)
     app.include_router(v1)
 
-    @app.get("/health")
+    @app.get("/health", response_model=None, responses={
+        200: {"model": Health}, 503: {"model": Health, "description": "Still starting"},
+        **DOOR})
     async def health() -> JSONResponse:
         ready = all(e.async_engine is not None for e in state.models.values()
                     if e.kind == "generate")
@@ -130,7 +148,9 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
                            for name, e in state.models.items()}}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "Prometheus text exposition format"}, **DOOR})
     async def metrics() -> PlainTextResponse:
         stats = {name: e.stats() for name, e in state.models.items() if e.kind == "generate"}
         return PlainTextResponse(state.metrics.render(stats),
@@ -141,6 +161,13 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None) -> Fas
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = tidy_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -6,6 +6,7 @@ role-first deltas, logprobs.content, response_format) as vLLM's server implement
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,20 +16,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from lmstack.engine.chat_model import end_of_turn_ids
 from lmstack.serve.errors import invalid
 from lmstack.serve.generation import (
     Choice,
     Generation,
     collect,
     make_generation,
-    prime,
-    stream_events,
+    sse_response,
 )
 from lmstack.serve.protocol import ChatCompletionRequest, ResponseFormat
 from lmstack.serve.registry import ModelEntry, ServerState
-from lmstack.serve.sampling import resolve_max_tokens, sampling_params
-from lmstack.serve.tools import ToolCallStream, parse_tool_calls
+from lmstack.serve.sampling import check_prompt_chars, resolve_max_tokens, sampling_params
+from lmstack.serve.schemas import ChatCompletion, generation_responses
+from lmstack.serve.tools import ToolCallStream, wire_tool_calls
+from lmstack.tokenizer.chat_prompt import encode_chat_prompt, end_of_turn_ids, render_chat_prompt
 
 router = APIRouter()
 log = logging.getLogger("lmstack.serve")
@@ -56,19 +57,20 @@ def steer_to_json(messages: list[dict], fmt: ResponseFormat) -> list[dict]:
 
 
 def render_prompt(entry: ModelEntry, req: ChatCompletionRequest) -> list[int]:
+    """The prompt's token ids; CPU work on megabytes at worst, so callers run it off the loop."""
     messages = [m.for_template() for m in req.messages]
+    check_prompt_chars(entry, "".join(m["content"] for m in messages), "messages")
     if req.response_format is not None and req.response_format.type != "text":
         messages = steer_to_json(messages, req.response_format)
     tools = req.tools if uses_tools(req) else None
     try:
-        text = entry.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                   tokenize=False, tools=tools)
+        text = render_chat_prompt(entry.tokenizer, messages, tools)
     except Exception as exc:
-        # Templates raise anything (jinja's raise_exception included). A template that rejects the conversation (say, roles out of order) is the client's
-        # input being refused, so it is a 400 with the template's own words.
+        # Templates raise anything (jinja's raise_exception, our render budget). A template
+        # that rejects the conversation (say, roles out of order) is the client's input being
+        # refused, so it is a 400 with the template's own words.
         raise invalid(f"The chat template rejected these messages: {exc}", "messages") from exc
-    # The template already wrote every special token; adding BOS again would double it.
-    return entry.tokenizer.encode(text, add_special_tokens=False)
+    return encode_chat_prompt(entry.tokenizer, check_prompt_chars(entry, text, "messages"))
 
 
 def uses_tools(req: ChatCompletionRequest) -> bool:
@@ -88,17 +90,18 @@ def chat_logprobs(entries: list[dict] | None) -> dict[str, Any] | None:
         for e in entries]}
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", response_model=None,
+             responses=generation_responses(ChatCompletion))
 async def create_chat_completion(req: ChatCompletionRequest, request: Request) -> Any:
     started = time.perf_counter()
     state: ServerState = request.app.state.lmstack
     entry = state.get(req.model, "generate")
-    prompt = render_prompt(entry, req)
+    prompt = await asyncio.to_thread(render_prompt, entry, req)
     max_tokens = resolve_max_tokens(entry, [len(prompt)], req.completion_limit,
                                     "max_completion_tokens" if req.max_completion_tokens
                                     else "max_tokens", "messages")
     top = (req.top_logprobs or 0) if req.logprobs else None
-    params = sampling_params(req, max_tokens, top, end_of_turn_ids(entry.tokenizer))
+    params = sampling_params(req, entry, max_tokens, top, end_of_turn_ids(entry.tokenizer))
     gen = make_generation(entry, [prompt], req.n, params, state.metrics, started)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": entry.name, "system_fingerprint": None}
@@ -113,11 +116,11 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request) -
                         "decoding; see chat.py)", req.response_format.type, c.index)
         message: dict[str, Any] = {"role": "assistant", "content": c.text}
         finish = c.finish_reason
-        if uses_tools(req):
-            content, calls = parse_tool_calls(c.text)
+        if uses_tools(req):  # read as the in-process ChatModel reads it (chat/tool_calls.py)
+            content, calls = wire_tool_calls(c.text)
+            message = {"role": "assistant", "content": content}
             if calls:
-                message = {"role": "assistant", "content": content if content.strip() else None,
-                           "tool_calls": calls}
+                message = {**message, "content": content or None, "tool_calls": calls}
                 finish = "tool_calls"
         choices.append({"index": c.index, "message": message,
                         "logprobs": chat_logprobs(c.logprobs) if req.logprobs else None,
@@ -134,7 +137,6 @@ def _parses(text: str) -> bool:
 
 
 async def _stream(req: ChatCompletionRequest, gen: Generation, head: dict) -> StreamingResponse:
-    it, first = await prime(gen)
     head = {**head, "object": "chat.completion.chunk"}
     announced: set[int] = set()
     # With tools on, text from a <tool_call> marker on is held back and sent as tool_calls.
@@ -176,6 +178,4 @@ async def _stream(req: ChatCompletionRequest, gen: Generation, head: dict) -> St
     def tail() -> list[dict]:
         return [{**head, "choices": [], "usage": gen.usage()}] if req.include_usage else []
 
-    return StreamingResponse(stream_events(it, first, to_chunks, tail),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return await sse_response(gen, to_chunks, tail)

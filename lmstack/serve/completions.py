@@ -6,6 +6,7 @@ token_logprobs, top_logprobs and text_offset; echo; several prompts in one reque
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -18,12 +19,17 @@ from lmstack.serve.generation import (
     Generation,
     collect,
     make_generation,
-    prime,
-    stream_events,
+    sse_response,
 )
 from lmstack.serve.protocol import CompletionRequest
 from lmstack.serve.registry import ModelEntry, ServerState
-from lmstack.serve.sampling import check_token_ids, resolve_max_tokens, sampling_params
+from lmstack.serve.sampling import (
+    check_prompt_chars,
+    check_token_ids,
+    resolve_max_tokens,
+    sampling_params,
+)
+from lmstack.serve.schemas import Completion, generation_responses
 
 router = APIRouter()
 
@@ -44,9 +50,14 @@ def completion_logprobs(entries: list[dict] | None, offset: int) -> dict[str, An
 
 
 def encode_prompts(entry: ModelEntry, req: CompletionRequest) -> tuple[list[list[int]], list[str]]:
-    """Token ids and text of every prompt (text is what `echo` sends back)."""
+    """Token ids and text of every prompt (text is what `echo` sends back). CPU work on
+    megabytes at worst, so callers run it off the event loop."""
+    prompts = req.prompts()
+    for p in prompts:  # every prompt is checked before any is tokenized
+        if isinstance(p, str):
+            check_prompt_chars(entry, p)
     ids, texts = [], []
-    for p in req.prompts():
+    for p in prompts:
         if isinstance(p, str):
             ids.append(entry.tokenizer.encode(p))
             texts.append(p)
@@ -56,14 +67,15 @@ def encode_prompts(entry: ModelEntry, req: CompletionRequest) -> tuple[list[list
     return ids, texts
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", response_model=None,
+             responses=generation_responses(Completion))
 async def create_completion(req: CompletionRequest, request: Request) -> Any:
     started = time.perf_counter()
     state: ServerState = request.app.state.lmstack
     entry = state.get(req.model, "generate")
-    prompts, prompt_texts = encode_prompts(entry, req)
+    prompts, prompt_texts = await asyncio.to_thread(encode_prompts, entry, req)
     max_tokens = resolve_max_tokens(entry, [len(p) for p in prompts], req.max_tokens)
-    params = sampling_params(req, max_tokens, req.logprobs)
+    params = sampling_params(req, entry, max_tokens, req.logprobs)
     gen = make_generation(entry, prompts, req.n, params, state.metrics, started)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
             "created": int(time.time()), "model": entry.name}
@@ -82,7 +94,6 @@ async def create_completion(req: CompletionRequest, request: Request) -> Any:
 
 async def _stream(req: CompletionRequest, gen: Generation, head: dict,
                   prompt_texts: list[str]) -> StreamingResponse:
-    it, first = await prime(gen)
     echoed: set[int] = set()
     # Where each choice's streamed text has reached, for logprobs' text_offset.
     sent: dict[int, int] = {}
@@ -109,6 +120,4 @@ async def _stream(req: CompletionRequest, gen: Generation, head: dict,
     def tail() -> list[dict]:
         return [{**head, "choices": [], "usage": gen.usage()}] if req.include_usage else []
 
-    return StreamingResponse(stream_events(it, first, to_chunks, tail),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return await sse_response(gen, to_chunks, tail)

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request
 from lmstack.serve.errors import context_length_exceeded, invalid
 from lmstack.serve.protocol import EmbeddingRequest
 from lmstack.serve.registry import ModelEntry, ServerState
-from lmstack.serve.sampling import check_token_ids
+from lmstack.serve.sampling import check_prompt_chars, check_token_ids
+from lmstack.serve.schemas import V1, EmbeddingList
 
 router = APIRouter()
 BATCH = 32  # texts per forward pass: padding waste stays small, memory stays bounded
@@ -49,13 +50,32 @@ def embed_ids(entry: ModelEntry, batch_ids: list[list[int]]) -> list[list[float]
     return vectors
 
 
+def encode_inputs(entry: ModelEntry, req: EmbeddingRequest) -> list[list[int]]:
+    """Token ids of every input, each checked against the context (characters first)."""
+    inputs = req.inputs()
+    for item in inputs:
+        if isinstance(item, str):
+            check_prompt_chars(entry, item, "input")
+    batch_ids = []
+    for i, item in enumerate(inputs):
+        ids = (entry.tokenizer.encode(item) if isinstance(item, str)
+               else check_token_ids(entry, list(item), "input"))
+        if len(ids) > entry.max_model_len:
+            raise context_length_exceeded(
+                f"Input {i} has {len(ids)} tokens; this model reads at most "
+                f"{entry.max_model_len}. Split or shorten it.", "input")
+        batch_ids.append(ids)
+    return batch_ids
+
+
 def _encode_b64(vector: list[float]) -> str:
     import numpy as np
 
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=None,
+             responses={200: {"model": EmbeddingList}, **V1})
 async def create_embeddings(req: EmbeddingRequest, request: Request) -> dict[str, Any]:
     state: ServerState = request.app.state.lmstack
     entry = state.get(req.model, "embed")
@@ -65,16 +85,9 @@ async def create_embeddings(req: EmbeddingRequest, request: Request) -> dict[str
         # is not, so a shorter vector would quietly be a worse one.
         raise invalid(f"dimensions={req.dimensions} is not supported; this model's vectors "
                       f"have {hidden} dimensions.", "dimensions")
-    batch_ids = []
-    for i, item in enumerate(req.inputs()):
-        ids = (entry.tokenizer.encode(item) if isinstance(item, str)
-               else check_token_ids(entry, list(item), "input"))
-        if len(ids) > entry.max_model_len:
-            raise context_length_exceeded(
-                f"Input {i} has {len(ids)} tokens; this model reads at most "
-                f"{entry.max_model_len}. Split or shorten it.", "input")
-        batch_ids.append(ids)
-    # The forward pass is CPU work: off the event loop, so streams keep flowing meanwhile.
+    # Tokenizing and the forward pass are CPU work: off the event loop, so streams keep
+    # flowing meanwhile.
+    batch_ids = await asyncio.to_thread(encode_inputs, entry, req)
     vectors = await asyncio.to_thread(embed_ids, entry, batch_ids)
     data = [{"object": "embedding", "index": i,
              "embedding": _encode_b64(v) if req.encoding_format == "base64" else v}

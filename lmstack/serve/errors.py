@@ -5,6 +5,7 @@ Follows the OpenAI API reference's error object and the status codes of vLLM and
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -14,6 +15,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("lmstack.serve")
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: a lone surrogate echoed from a request (a model name in a
+    404, say) becomes "?" instead of a UnicodeEncodeError and a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8", "replace")
 
 
 class APIError(Exception):
@@ -56,8 +66,11 @@ def unauthorized() -> APIError:
 
 def overloaded(detail: str) -> APIError:
     # 503 tells well-behaved clients (the openai client included) to back off and retry.
-    return APIError(503, f"The server is at capacity: {detail} Retry later.",
-                    "unavailable_error", None, "engine_full")
+    detail = detail.strip().rstrip(".")
+    if "retry" not in detail.lower():
+        detail += "; retry later"
+    return APIError(503, f"The server is at capacity: {detail}.", "unavailable_error", None,
+                    "engine_full")
 
 
 def _param_of(loc: tuple | list) -> str | None:
@@ -81,6 +94,8 @@ def _validation_message(errors: list[dict]) -> tuple[str, str | None]:
     if loc == ("body",):
         if first.get("type") == "missing":
             return "The request body is empty; send a JSON object.", None
+        if first.get("type") == "value_error":  # a check on the whole body (see protocol.py)
+            return first.get("msg", "").removeprefix("Value error, "), None
         return f"The request body must be a JSON object ({first.get('msg')}).", None
     param = _param_of(loc)
     msg = first.get("msg", "invalid value").removeprefix("Value error, ")
@@ -95,13 +110,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return SafeJSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI answers 422 by default; OpenAI clients expect 400 invalid_request_error.
         message, param = _validation_message(list(exc.errors()))
-        return JSONResponse(error_body(message, "invalid_request_error", param), status_code=400)
+        return SafeJSONResponse(error_body(message, "invalid_request_error", param),
+                                status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -110,12 +126,12 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"No route {request.method} {request.url.path}; see /docs for the API."
-        return JSONResponse(error_body(message, kind), status_code=exc.status_code,
+        return SafeJSONResponse(error_body(message, kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Reaching here is an lmstack bug, not a bad request: log it, answer in the same shape.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(f"Internal server error: {type(exc).__name__}.",
+        return SafeJSONResponse(error_body(f"Internal server error: {type(exc).__name__}.",
                                        "server_error", None, "internal_error"), status_code=500)

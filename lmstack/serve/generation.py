@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from lmstack.serve.errors import APIError, error_body, invalid, log, overloaded
 from lmstack.serve.metrics import Metrics
@@ -187,6 +188,16 @@ async def prime(gen: Generation) -> tuple[AsyncIterator, tuple[Choice, Any] | No
         await it.aclose()
         raise
     return it, first
+
+
+async def sse_response(gen: Generation, to_chunks: Callable[[Choice, Any], list[dict]],
+                       tail: Callable[[], list[dict]]) -> StreamingResponse:
+    """The streamed answer of a chat or completions request: started (so admission errors
+    are still HTTP statuses), then every output as `to_chunks` frames it, then `tail`."""
+    it, first = await prime(gen)
+    return StreamingResponse(stream_events(it, first, to_chunks, tail),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def stream_events(it: AsyncIterator, first: tuple[Choice, Any] | None,

@@ -19,21 +19,58 @@ from pydantic import (
 )
 
 MAX_N = 16  # choices per request; each is a sequence in the engine, so cap the fan-out
+# OpenAI allows 4 stop strings; the length cap keeps the per-token check cheap (each token is
+# tested against every stop string's prefixes).
+MAX_STOPS, MAX_STOP_CHARS = 4, 256
+MAX_STOP_TOKEN_IDS = 64
 # Strict ints and bools: pydantic would otherwise read "stream": "yes" as true and
 # "max_tokens": true as 1, hiding client bugs that OpenAI itself rejects.
+
+
+def _first_surrogate_path(value: Any) -> str | None:
+    """Where in a JSON value a lone UTF-16 surrogate sits (json.loads lets "\\ud800" through,
+    but no tokenizer or UTF-8 encoder can take it), or None. Iterative: bodies nest deeply."""
+    todo: list[tuple[Any, str]] = [(value, "")]
+    while todo:
+        item, path = todo.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                todo.append((key, path or "body"))
+                todo.append((sub, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, list):
+            todo.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
+    return None
+
+
+class APIRequest(BaseModel):
+    """A request body: unknown fields are ignored, as OpenAI-compatible servers do, so that
+    newer clients that send extra knobs still work; text must be valid Unicode."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        where = _first_surrogate_path(data)
+        if where is not None:
+            raise ValueError(f"{where} holds a lone UTF-16 surrogate (such as \\ud800), which "
+                             "is not valid Unicode text; send UTF-8 text only")
+        return data
 
 
 class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
-class SamplingRequest(BaseModel):
+class SamplingRequest(APIRequest):
     """Fields that completions and chat completions share."""
 
-    # Unknown fields are ignored, as OpenAI-compatible servers do, so that newer clients that
-    # send extra knobs still work; fields we know but cannot honour are refused below.
-    model_config = ConfigDict(extra="ignore")
-
+    # Fields we know but cannot honour are refused below.
     model: str
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -47,11 +84,12 @@ class SamplingRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # vLLM's extensions, sent through the openai client's `extra_body`.
+    # Any size is accepted (vLLM's -1 included) and clamped to the vocabulary later.
     top_k: StrictInt | None = Field(None, ge=-1)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
     ignore_eos: StrictBool = False
-    stop_token_ids: list[StrictInt] | None = None
+    stop_token_ids: list[StrictInt] | None = Field(None, max_length=MAX_STOP_TOKEN_IDS)
 
     @field_validator("stop")
     @classmethod
@@ -59,6 +97,10 @@ class SamplingRequest(BaseModel):
         stops = [v] if isinstance(v, str) else list(v or [])
         if any(s == "" for s in stops):
             raise ValueError("stop strings must not be empty")
+        if len(stops) > MAX_STOPS:
+            raise ValueError(f"at most {MAX_STOPS} stop strings are allowed, got {len(stops)}")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ValueError(f"each stop string may have at most {MAX_STOP_CHARS} characters")
         return stops
 
     @field_validator("logit_bias")
@@ -189,8 +231,7 @@ class ChatCompletionRequest(SamplingRequest):
         return self.max_completion_tokens or self.max_tokens
 
 
-class EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class EmbeddingRequest(APIRequest):
     model: str
     input: str | list[str] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: Literal["float", "base64"] = "float"

@@ -5,6 +5,7 @@ Follows the OpenAI API's model list (`GET /v1/models`), with one object per serv
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,13 @@ class ModelEntry:
         """Ids a prompt may hold: the model's embedding rows (the tokenizer may have fewer)."""
         size = getattr(self._model_config, "vocab_size", None)
         return int(size) if size else len(self.tokenizer)
+
+    @functools.cached_property
+    def max_token_chars(self) -> int:
+        """Characters the longest vocabulary entry spells (an upper bound per token: byte-level
+        entries are at least as long as the text they decode to)."""
+        vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
+        return max((len(token) for token in vocab), default=64)
 
     def card(self) -> dict[str, Any]:
         """The OpenAI model object, plus what a client needs to size its requests."""

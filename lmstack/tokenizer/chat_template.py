@@ -15,9 +15,13 @@ from typing import Any, ClassVar
 import jinja2
 import jinja2.ext
 import jinja2.nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lmstack.tokenizer.errors import TokenizerError
+from lmstack.tokenizer.template_budget import (
+    BudgetedSandbox,
+    guard_filters,
+    render_within_budget,
+)
 
 # The default for models that ship no template of their own (and for the BPE tokenizers we
 # train). Tools, when given, go into the system turn as one JSON schema per line; an assistant
@@ -101,14 +105,16 @@ def _strftime_now(fmt: str) -> str:
 
 @lru_cache(maxsize=32)
 def compile_chat_template(template: str) -> jinja2.Template:
-    """Compile a template once; Hub templates are untrusted code, hence the immutable sandbox."""
+    """Compile a template once; Hub templates are untrusted code, hence the immutable sandbox
+    (with a budget on what the template may build; see template_budget.py)."""
     # trim_blocks/lstrip_blocks and the helpers below are what Hub templates are written against.
-    env = ImmutableSandboxedEnvironment(
+    env = BudgetedSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_GenerationTag, jinja2.ext.loopcontrols],
     )
     env.filters["tojson"] = _tojson
+    guard_filters(env.filters)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     try:
@@ -174,13 +180,14 @@ def render_chat_template(
         )
     variables = {**(special_tokens or {}), **_plain(extra)}
     try:
-        return compile_chat_template(template).render(
+        compiled = compile_chat_template(template)
+        return render_within_budget(lambda: compiled.render(
             messages=conversation,
             tools=_plain(tools),
             documents=_plain(documents),
             add_generation_prompt=add_generation_prompt,
             **variables,
-        )
+        ))
     except jinja2.exceptions.SecurityError as err:
         raise TokenizerError(f"The chat template tried an unsafe operation: {err}") from err
     except jinja2.TemplateError as err:

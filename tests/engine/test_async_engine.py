@@ -120,3 +120,46 @@ def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving():
         assert out == [5, 6, 7]
     finally:
         engine.shutdown()
+
+
+def test_a_request_whose_sampling_fails_ends_alone(llama):
+    # One request's parameters break the sampler mid-batch: only its stream fails, the
+    # others finish with the tokens they would have had anyway.
+    prompts = random_prompts([5, 7, 9], seed=11)
+    params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+    expected = Engine(llama, None).generate(prompts, params)
+    bad = SamplingParams(max_tokens=12, temperature=0.7, ignore_eos=True)
+    engine = AsyncEngine(Engine(llama, None))
+    try:
+        async def run(stream):
+            return [t async for o in stream for t in o.token_ids]
+
+        async def main():
+            streams = [engine.stream(p, params) for p in prompts]
+            streams.append(engine.stream(prompts[0], bad))
+            bad.top_p = float("nan")  # after admission, as a future bug might let through
+            return await asyncio.gather(*map(run, streams), return_exceptions=True)
+
+        *good, failed = asyncio.run(main())
+        assert isinstance(failed, ValueError) and "finite" in str(failed)
+        assert good == [e.token_ids for e in expected]
+        assert engine.stats["in_flight"] == 0
+    finally:
+        engine.shutdown()
+
+
+def test_a_failed_request_is_reported_once_with_its_error(llama):
+    engine = Engine(llama, None)
+    good = engine.add_request([1, 2, 3], SamplingParams(max_tokens=3, temperature=0))
+    bad_params = SamplingParams(max_tokens=3, temperature=0.5)
+    bad = engine.add_request([4, 5], bad_params)
+    bad_params.min_p = "broken"  # after admission, as a future bug might let through
+    reports, good_tokens = [], []
+    while engine.has_unfinished():
+        for out in engine.step():
+            if out.request_id == bad:
+                reports.append(out)
+            good_tokens += out.token_ids if out.request_id == good else []
+    assert len(reports) == 1 and reports[0].finished and reports[0].finish_reason == "abort"
+    assert "invalid sampling parameters" in reports[0].error
+    assert len(good_tokens) == 3

@@ -110,3 +110,35 @@ def test_invalid_params_name_the_field():
         with pytest.raises(ValueError, match=next(iter(bad))):
             SamplingParams(**bad)
     assert SamplingParams(stop="END").stop == ["END"]
+
+
+def test_huge_top_k_is_clamped_to_the_vocabulary():
+    # 2**63 does not fit in int64: building the batch's top-k tensor used to overflow.
+    logits = torch.randn(2, 50)
+    result = Sampler(50, seed=0)(logits, [SampleRow(SamplingParams(top_k=2**63), [], [], None),
+                                          SampleRow(SamplingParams(top_k=3), [], [], None)])
+    assert result.errors == [None, None] and all(0 <= t < 50 for t in result.token_ids)
+
+
+def test_one_unusable_row_fails_alone():
+    logits = torch.randn(3, 50)
+    bad = SamplingParams(temperature=0.5)
+    bad.min_p = "not a number"  # past validation, as a future bug might let through
+    rows = [SampleRow(SamplingParams(temperature=0), [], [], None),
+            SampleRow(bad, [], [], None),
+            SampleRow(SamplingParams(temperature=0, logprobs=1), [], [], None)]
+    result = Sampler(50, seed=0)(logits, rows)
+    assert result.token_ids[1] == -1 and "min_p" not in (result.errors[0] or "")
+    assert result.errors[0] is None and result.errors[2] is None and result.errors[1]
+    assert [result.token_ids[0], result.token_ids[2]] == logits[[0, 2]].argmax(-1).tolist()
+    assert result.logprobs[2] is not None
+
+
+@pytest.mark.parametrize("temperature", [1e-46, 1e-30, 1e-6])
+def test_tiny_temperatures_are_greedy(llama, temperature):
+    # 1e-46 rounds to 0 in float32, 1e-30 overflows the logits: both once gave NaNs and token 0.
+    prompt = random_prompts([9], seed=4)[0]
+    params = SamplingParams(max_tokens=8, temperature=temperature, ignore_eos=True)
+    assert params.greedy
+    assert Engine(llama, None).generate([prompt], params)[0].token_ids == \
+        naive_greedy(llama, prompt, 8)

@@ -4,6 +4,7 @@ all-MiniLM-L6-v2, shared by the server tests; clients are the official `openai` 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import torch
 
 from lmstack.models import LlamaConfig, LlamaForCausalLM, save_model
 from lmstack.serve import BackgroundServer, ModelEntry, create_app, load_entry
+
+# The engine tests' helpers (one definition of the "peaky" weights for both folders).
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+from engine_helpers import peaky
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -27,15 +32,18 @@ MAX_LEN = 512
 
 
 def build_tiny_lm(folder: Path) -> Path:
-    """Random 2-layer Llama + a byte-level BPE trained in well under a second."""
+    """Random 2-layer Llama + a byte-level BPE trained in well under a second. The weights
+    are the engine tests' "peaky" ones: large logit margins, so greedy outputs cannot flip
+    on a near-tie when batch shape reorders float sums (the 64-stream equality test)."""
     from lmstack.tokenizer import train_bpe_from_iterator
 
     tok = train_bpe_from_iterator(CORPUS * 20, vocab_size=400, show_progress=False)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=MAX_LEN, tie_word_embeddings=True)
-    save_model(LlamaForCausalLM(cfg).eval(), folder)
+                      max_position_embeddings=MAX_LEN, tie_word_embeddings=True,
+                      initializer_range=0.2)
+    save_model(peaky(LlamaForCausalLM(cfg)), folder)
     tok.save(folder)
     return folder
 

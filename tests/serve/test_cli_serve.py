@@ -23,7 +23,8 @@ def lmstack(*args: str, **kwargs) -> subprocess.Popen:
 def test_serve_command(lm_folder, minilm_folder, free_port):
     port = free_port
     proc = lmstack("serve", str(lm_folder), str(minilm_folder), "--name", "writer", "--name",
-                   "embedder", "--port", str(port), "--max-num-seqs", "4")
+                   "embedder", "--port", str(port), "--max-num-seqs", "4",
+                   "--allowed-hosts", "127.0.0.1")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -43,6 +44,9 @@ def test_serve_command(lm_folder, minilm_folder, free_port):
             assert out.usage.completion_tokens == 4
             vec = client.embeddings.create(model="embedder", input="hi").data[0].embedding
             assert len(vec) == 384
+        # --allowed-hosts: a page on another name (DNS rebinding) is turned away.
+        evil = httpx.get(url + "/v1/models", headers={"host": "attacker.example"}, timeout=10)
+        assert evil.status_code == 400 and evil.json()["error"]["code"] == "host_not_allowed"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -59,6 +63,8 @@ def test_serve_bad_arguments(lm_folder, tmp_path):
         (["serve", str(tmp_path / "missing")], "no such model folder"),
         (["serve", str(lm_folder), "--name", "a", "--name", "b"], "one name per folder"),
         (["serve", str(tmp_path)], "not a model folder"),
+        # 0 once started a server that answered every request with 503.
+        (["serve", str(lm_folder), "--max-queue", "0"], "--max-queue must be >= 1"),
     ]
     # All at once: each run pays for importing torch.
     procs = [(lmstack(*args), words) for args, words in cases]

@@ -122,6 +122,8 @@ def test_full_queue_is_503(client, live, stream):
                                            stream=stream)
         assert info.value.status_code == 503
         assert info.value.body["type"] == "unavailable_error"
+        # Once said "... retry later Retry later."
+        assert info.value.body["message"].lower().count("retry later") == 1
     finally:
         engine.max_queue = old
 
