@@ -84,8 +84,9 @@ class SamplingRequest(APIRequest):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # vLLM's extensions, sent through the openai client's `extra_body`.
-    # Any size is accepted (vLLM's -1 included) and clamped to the vocabulary later.
-    top_k: StrictInt | None = Field(None, ge=-1)
+    # vLLM's -1 means no limit; sizes past the vocabulary are clamped to it later. Past the
+    # int32 range no vocabulary can reach, so such a value is a mistake (or a probe): 400.
+    top_k: StrictInt | None = Field(None, ge=-1, lt=2**31)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
     ignore_eos: StrictBool = False

@@ -110,10 +110,14 @@ def test_huge_top_k_beside_running_streams(live):
             await asyncio.sleep(0.2)
             hostile = await client.post("/completions", json={
                 "model": "tiny", "prompt": "hi", "top_k": 2**63, "max_tokens": 4})
-            return hostile, await asyncio.gather(*streams)
+            large = await client.post("/completions", json={
+                "model": "tiny", "prompt": "hi", "top_k": 2**31 - 1, "max_tokens": 4})
+            return hostile, large, await asyncio.gather(*streams)
 
-    hostile, texts = asyncio.run(main())
-    assert hostile.status_code == 200, hostile.text  # clamped to the vocabulary: no limit
+    hostile, large, texts = asyncio.run(main())
+    assert hostile.status_code == 400, hostile.text
+    assert hostile.json()["error"]["param"] == "top_k"
+    assert large.status_code == 200, large.text  # clamped to the vocabulary: no limit
     assert all(texts)
 
 
