@@ -134,50 +134,50 @@ class PagedKVCache:
             L = NB * bs
             start = (NB - torch.tensor(nb, device=device))[:, None] * bs
             kpos = torch.arange(L, device=device)[None, :] - start  # [B, L]
-            uniform = min(query_lens) == 1 and all(c == L for c in context_lens)
-            return BatchView(self, read, write, positions, qpos, kpos, context_lens, uniform,
-                             tiles=True)
+            uniform = min(context_lens) == L  # every row's blocks exactly full
+            return BatchView(self, read, write, positions, qpos, kpos, max(context_lens),
+                             uniform, tiles=True)
         L = max(context_lens)
         # Key column j of row b holds position j - (L - ctx_b); negative means left padding.
         kpos = torch.arange(L, device=device)[None, :] - (L - ctx)  # [B, L]
         block = table.gather(1, kpos.clamp(min=0) // bs).masked_fill(kpos < 0, NULL_BLOCK)
         read = self._rows(block, kpos.clamp(min=0) % bs, heads).reshape(-1)
         uniform = min(context_lens) == L and min(query_lens) == Q
-        return BatchView(self, read, write, positions, qpos, kpos, context_lens, uniform)
+        return BatchView(self, read, write, positions, qpos, kpos, L, uniform)
 
 
 class BatchView:
     """One step's window onto the paged cache: a lmstack.nn.step_context.StepContext.
 
     `read` and `write` are storage rows (tiles, when `tiles`), `key_positions` [B, L] each key
-    column's position in its sequence; columns outside [0, context) hold padding.
+    column's position in its sequence: negative for padding, and past the row's context in
+    the unused tail of its last block.
     """
 
     def __init__(self, cache: PagedKVCache, read: Tensor, write: Tensor, positions: Tensor,
-                 query_positions: Tensor, key_positions: Tensor, context_lens: list[int],
+                 query_positions: Tensor, key_positions: Tensor, max_context: int,
                  uniform: bool, tiles: bool = False):
         self.cache, self.read, self.write, self.tiles = cache, read, write, tiles
         self.positions = positions  # [B, Q], padding queries at 0
         self.batch, self.queries = positions.shape
         self.keys = key_positions.shape[1]
-        self.max_context = max(context_lens)
-        ctx = key_positions.new_tensor(context_lens)[:, None]
-        real = (key_positions >= 0) & (key_positions < ctx)
-        # A padding key gets a position no query reaches, so `key <= query` alone hides it.
-        self.key_positions = key_positions.masked_fill(~real, self.max_context)
+        self.max_context = max_context
         self.query_positions = query_positions  # [B, Q], padding queries at -1
+        self.key_positions = key_positions  # [B, L]
         # Nothing to hide when every key column is real and every row has Q new tokens.
         self.uniform = uniform
 
     def attention_mask(self, dtype: torch.dtype, sliding_window: int | None = None
                        ) -> Tensor | None:
-        """[B, 1, Q, L] additive: key <= query, within the window, real keys only."""
+        """[B, 1, Q, L] additive: real keys at or before the query, within the window."""
         L, Q = self.keys, self.queries
         if self.uniform and Q in (1, L) and (sliding_window is None or L <= sliding_window):
             return None  # SDPA's fastest kernel: plain causal (or one query seeing all)
         k = self.key_positions[:, None, :]  # [B, 1, L]
         q = self.query_positions[:, :, None]  # [B, Q, 1]
-        allowed = k <= q
+        # A real query's position is below its row's context, so `k <= q` already hides the
+        # unused tail of a last block; `k >= 0` hides left padding (rows or whole blocks).
+        allowed = (k >= 0) & (k <= q)
         if sliding_window is not None:
             allowed &= k > q - sliding_window
         mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
