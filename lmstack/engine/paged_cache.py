@@ -21,6 +21,9 @@ class BlockAllocator:
         self.num_blocks = num_blocks
         # Popping from the end hands out low ids first, which keeps small runs compact.
         self._free = list(range(num_blocks - 1, NULL_BLOCK, -1))
+        # A block given back twice would later be handed to two sequences at once, each
+        # overwriting the other's keys: silent garbage. Tracking ownership turns it into an error.
+        self._in_use = [False] * num_blocks
 
     @property
     def num_free(self) -> int:
@@ -36,9 +39,18 @@ class BlockAllocator:
             raise RuntimeError(f"asked for {n} KV blocks but only {len(self._free)} are free")
         taken = self._free[len(self._free) - n:]
         del self._free[len(self._free) - n:]
+        for b in taken:
+            self._in_use[b] = True
         return taken[::-1]
 
     def free(self, blocks: list[int]) -> None:
+        """Give blocks back; one not handed out (or given twice) raises and frees none."""
+        if len(set(blocks)) != len(blocks) or not all(
+                0 < b < self.num_blocks and self._in_use[b] for b in blocks):
+            raise RuntimeError(f"freeing KV blocks {blocks}, some of which are not allocated "
+                               "(a double free): the scheduler's bookkeeping is broken")
+        for b in blocks:
+            self._in_use[b] = False
         self._free.extend(reversed(blocks))
 
 
