@@ -16,7 +16,7 @@ from lmstack.models.config import ModelConfig
 from lmstack.nn.attention import attend
 from lmstack.nn.feedforward import GeluMLP
 from lmstack.nn.norms import LayerNorm
-from lmstack.nn.step_context import StepContext, plain_step
+from lmstack.nn.step_context import StepContext, resolve_step
 
 
 @dataclass
@@ -117,8 +117,7 @@ class GPT2Model(PretrainedModel):
         context: StepContext | None = None,
     ) -> Tensor:
         """Hidden states [B, T, n_embd]; arguments as in LlamaModel.forward."""
-        if context is None:
-            context = plain_step(input_ids, attention_mask, position_ids)
+        context = resolve_step(input_ids, attention_mask, position_ids, context)
         if context.max_context > self.config.n_positions:
             raise ValueError(
                 f"sequence of {context.max_context} tokens exceeds GPT-2's "

@@ -18,7 +18,7 @@ from lmstack.nn.attention import GroupedQueryAttention
 from lmstack.nn.feedforward import SwiGLU
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
-from lmstack.nn.step_context import StepContext, plain_step
+from lmstack.nn.step_context import StepContext, resolve_step
 
 ARCHITECTURE_OF = {
     "llama": "LlamaForCausalLM",
@@ -130,8 +130,7 @@ class LlamaModel(PretrainedModel):
         one (a cache's step), the context alone says positions, mask and where keys go.
         """
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        if context is None:
-            context = plain_step(x, attention_mask, position_ids)
+        context = resolve_step(x, attention_mask, position_ids, context)
         # Built once per pass, shared by every layer.
         mask = context.attention_mask(x.dtype, self.config.attention_window)
         rotary = self.rotary_emb(context.positions, x.dtype)

@@ -78,6 +78,17 @@ class PaddedStep:
         return (k, v) if self.store is None else self.store(layer, k, v)
 
 
+def resolve_step(inputs: Tensor, attention_mask: Tensor | None, position_ids: Tensor | None,
+                 context: StepContext | None) -> StepContext:
+    """The context a decoder's forward runs with: the one given, else a plain step."""
+    if context is None:
+        return plain_step(inputs, attention_mask, position_ids)
+    if attention_mask is not None or position_ids is not None:
+        raise ValueError("pass attention_mask and position_ids, or a context that carries "
+                         "them, not both")
+    return context
+
+
 def plain_step(inputs: Tensor, attention_mask: Tensor | None = None,
                position_ids: Tensor | None = None) -> PaddedStep:
     """The context of a forward pass without a cache, from Hugging Face-style arguments.

@@ -90,3 +90,9 @@ def test_gpt2_refuses_positions_past_its_table():
     store.length = 30
     with pytest.raises(ValueError, match="33 tokens exceeds GPT-2's 32 learned positions"):
         model(torch.zeros(1, 3, dtype=torch.long), context=store.step(3, 1))
+
+
+def test_a_context_and_hf_style_arguments_together_are_refused(model):
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="not both"):
+        model(ids, torch.ones_like(ids), context=plain_step(ids))
