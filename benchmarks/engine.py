@@ -202,7 +202,7 @@ def main() -> None:
     runs = 1 if args.quick else args.runs
     load_before = os.getloadavg()
     ours, hf = build_pair()
-    engine = Engine(ours, None, max_num_seqs=64, max_num_batched_tokens=512)
+    engine = Engine(ours, None, max_num_seqs=64, max_num_batched_tokens=512, column_major=True)
     rng = random.Random(0)
     vocab = CONFIG["vocab_size"]
     prompts = [[rng.randrange(vocab) for _ in range(rng.randint(16, 48))]

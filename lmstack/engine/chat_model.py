@@ -41,7 +41,8 @@ class EngineChatModel:
             model, tokenizer = lmstack.load(folder)
             if tokenizer is None:
                 raise ValueError(f"{folder} has no tokenizer; a chat model needs one")
-            engine_or_folder, name = Engine(model, tokenizer), name or folder.name
+            engine_or_folder = Engine(model, tokenizer, column_major=True)  # ours alone
+            name = name or folder.name
         self.source = engine_or_folder
         inner = engine_or_folder.engine if isinstance(engine_or_folder, AsyncEngine) \
             else engine_or_folder

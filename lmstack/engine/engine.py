@@ -28,15 +28,17 @@ class Engine:
     compute (prompt chunks plus one per decoding sequence). The KV cache holds num_blocks
     blocks of block_size tokens (default: enough for max_num_seqs full contexts, at most
     1 GiB). max_model_len bounds prompt + completion (default: the model's positions);
-    max_queue, when set, refuses new requests while that many wait. On CPU the Linear weights
-    are stored column-major in place (see column_major_weights); pass column_major=False to
-    leave the model untouched. Not thread-safe: drive it from one thread, or via AsyncEngine.
+    max_queue, when set, refuses new requests while that many wait. The model is left as it
+    is given; column_major=True lets the engine re-store its fp32 CPU Linear weights
+    column-major in place (same values, ~25% faster decoding: see column_major_weights), for a
+    model the engine owns, such as one just loaded for it. Not thread-safe: drive it from one
+    thread, or via AsyncEngine.
     """
 
     def __init__(
         self, model, tokenizer, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
-        max_queue: int | None = None, seed: int | None = None, column_major: bool = True,
+        max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -45,9 +47,11 @@ class Engine:
         if column_major and self.device.type == "cpu" and self.dtype == torch.float32:
             column_major_weights(model)
         self.max_model_len = max_model_len or cfg.max_position_embeddings
-        if self.max_model_len > cfg.max_position_embeddings and cfg.model_type == "gpt2":
-            raise ValueError(f"GPT-2 has only {cfg.max_position_embeddings} positions; "
-                             "lower max_model_len")
+        if self.max_model_len > cfg.max_position_embeddings:
+            # As vLLM: past its trained positions a model either fails (learned tables)
+            # or degrades silently (rotary), so the limit holds for every architecture.
+            raise ValueError(f"the model has {cfg.max_position_embeddings} positions but "
+                             f"max_model_len is {self.max_model_len}; lower max_model_len")
         if max_num_seqs < 1 or max_num_batched_tokens < 1 or block_size < 1:
             raise ValueError("max_num_seqs, max_num_batched_tokens and block_size must be >= 1")
         per_token = PagedKVCache.bytes_per_token(
@@ -58,7 +62,7 @@ class Engine:
             num_blocks = -(-tokens // block_size) + 1
         self.cache = PagedKVCache(
             cfg.num_hidden_layers, num_blocks, block_size, cfg.num_key_value_heads,
-            cfg.head_dim, self.dtype, self.device, tile_reads=self._can_read_tiles(block_size))
+            cfg.head_dim, self.dtype, self.device)
         self.scheduler = Scheduler(self.cache.allocator, block_size, max_num_seqs,
                                    max_num_batched_tokens)
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
@@ -70,13 +74,6 @@ class Engine:
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
-
-    def _can_read_tiles(self, block_size: int) -> bool:
-        """Whole-block reads pad a row's keys to a block multiple, which a sliding-window mask
-        would miscount and which must stay within learned position tables (GPT-2)."""
-        cfg = self.model.config
-        padded = -(-self.max_model_len // block_size) * block_size
-        return _sliding_window(cfg) is None and padded <= cfg.max_position_embeddings
 
     # ------------------------------------------------------------------ requests
     def make_sequence(self, prompt: str | list[int], params: SamplingParams,
@@ -197,15 +194,11 @@ class Engine:
         context = [s.num_computed + n for s, n in group]
         queries = [n for _, n in group]
         Q = max(queries)
-        view = self.cache.prepare([s.block_table for s, _ in group], context, queries)
-        ids, pos = [], []
-        for (seq, n), ctx in zip(group, context, strict=True):
-            pad = Q - n
-            ids.append([0] * pad + seq.tokens(seq.num_computed, ctx))
-            pos.append([0] * pad + list(range(seq.num_computed, ctx)))
+        step = self.cache.prepare([s.block_table for s, _ in group], context, queries)
+        ids = [[0] * (Q - n) + seq.tokens(seq.num_computed, ctx)
+               for (seq, n), ctx in zip(group, context, strict=True)]
         input_ids = torch.tensor(ids, device=self.device)
-        position_ids = torch.tensor(pos, device=self.device)
-        logits = self.model(input_ids, view.key_mask, position_ids, view, logits_to_keep=1)
+        logits = self.model(input_ids, context=step, logits_to_keep=1)
         return logits[:, -1]
 
     def _append(self, seq: Sequence, token: int, logprob) -> None:
@@ -315,10 +308,6 @@ def column_major_weights(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
             module.weight.data = module.weight.data.t().contiguous().t()
-
-
-def _sliding_window(cfg) -> int | None:
-    return getattr(cfg, "attention_window", getattr(cfg, "sliding_window", None))
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

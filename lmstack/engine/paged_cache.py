@@ -21,6 +21,9 @@ class BlockAllocator:
         self.num_blocks = num_blocks
         # Popping from the end hands out low ids first, which keeps small runs compact.
         self._free = list(range(num_blocks - 1, NULL_BLOCK, -1))
+        # A block given back twice would later be handed to two sequences at once, each
+        # overwriting the other's keys: silent garbage. Tracking ownership turns it into an error.
+        self._in_use = [False] * num_blocks
 
     @property
     def num_free(self) -> int:
@@ -36,9 +39,18 @@ class BlockAllocator:
             raise RuntimeError(f"asked for {n} KV blocks but only {len(self._free)} are free")
         taken = self._free[len(self._free) - n:]
         del self._free[len(self._free) - n:]
+        for b in taken:
+            self._in_use[b] = True
         return taken[::-1]
 
     def free(self, blocks: list[int]) -> None:
+        """Give blocks back; one not handed out (or given twice) raises and frees none."""
+        if len(set(blocks)) != len(blocks) or not all(
+                0 < b < self.num_blocks and self._in_use[b] for b in blocks):
+            raise RuntimeError(f"freeing KV blocks {blocks}, some of which are not allocated "
+                               "(a double free): the scheduler's bookkeeping is broken")
+        for b in blocks:
+            self._in_use[b] = False
         self._free.extend(reversed(blocks))
 
 
@@ -48,8 +60,8 @@ class PagedKVCache:
     Token `pos` of a sequence lives in block block_table[pos // block_size] at offset
     pos % block_size. One block of one head is a contiguous [block_size, d] tile, so reading a
     sequence's cache is a gather of whole tiles, not of single rows. Between steps the cache
-    only stores; `prepare` turns one step's batch into a `BatchView`, the object the model's
-    attention layers talk to through the KVCache protocol.
+    only stores; `prepare` turns one step's batch into a `BatchView`, the step context the
+    model reads positions and mask from and its attention layers store and read through.
     """
 
     def __init__(
@@ -59,9 +71,8 @@ class PagedKVCache:
     ):
         self.num_layers, self.block_size = num_layers, block_size
         self.num_kv_heads, self.head_dim = num_kv_heads, head_dim
-        # Tile reads leave the unused tail of each sequence's last block inside the keys it
-        # attends over (masked); a sliding-window mask counts from the last key column and
-        # would then be off, so such models read token by token instead.
+        # Tile reads (whole blocks, see prepare) suit decoding; token reads are the reference
+        # the tests hold them to.
         self.tile_reads = tile_reads
         # Zeroed: masked-out keys still enter the attention arithmetic (times a zero weight),
         # and uninitialised memory could hold NaN bit patterns, which no mask can cancel.
@@ -101,29 +112,31 @@ class PagedKVCache:
     def prepare(
         self, block_tables: list[list[int]], context_lens: list[int], query_lens: list[int]
     ) -> BatchView:
-        """The view for one forward pass over B sequences.
+        """The step context for one forward pass over B sequences.
 
         Sequence b has context_lens[b] tokens in all, the last query_lens[b] of them new this
-        step. The batch is left-padded: queries to Q = max query, keys to L columns, so every
-        row's newest query sits in the last column and the model's causal mask plus a key
-        padding mask is exactly right (see lmstack.nn.attention.build_attention_mask). With
-        one query per row (decoding) keys are read a block at a time and L rounds up to whole
-        blocks; the padding mask then also hides the unused tail of each last block.
+        step. Queries are left-padded to Q = max query, so every row's newest token sits in
+        the last column. Keys come in one of two layouts: token by token, left-padded to the
+        longest context L; or, with one query per row (decoding), whole blocks, right-aligned
+        to the most blocks, L rounding up to whole blocks. Either way each key column's
+        position is known, and the mask is built from positions, so padding, the unused tail
+        of a last block and a sliding window all come out right.
         """
         device = self.k.device
         bs, kv = self.block_size, self.num_kv_heads
-        B, Q = len(context_lens), max(query_lens)
-        ctx = torch.tensor(context_lens, device=device)
+        Q = max(query_lens)
+        ctx = torch.tensor(context_lens, device=device)[:, None]  # [B, 1]
         width = max(len(t) for t in block_tables)
         table = torch.tensor([t + [NULL_BLOCK] * (width - len(t)) for t in block_tables],
                              device=device)
         heads = torch.arange(kv, device=device)
         # Where this step's new tokens go: rows (b, kv head, query column), padding to block 0.
-        qpos = torch.arange(Q, device=device)[None, :] - Q + ctx[:, None]  # [B, Q]
-        qpad = qpos < ctx[:, None] - torch.tensor(query_lens, device=device)[:, None]
-        qpos = qpos.clamp(min=0)
-        qblock = table.gather(1, qpos // bs).masked_fill(qpad, NULL_BLOCK)
-        write = self._rows(qblock, qpos % bs, heads)  # [B, kv, Q]
+        qpos = torch.arange(Q, device=device)[None, :] - Q + ctx  # [B, Q]
+        qpad = qpos < ctx - torch.tensor(query_lens, device=device)[:, None]
+        positions = qpos.clamp(min=0)
+        qblock = table.gather(1, positions // bs).masked_fill(qpad, NULL_BLOCK)
+        write = self._rows(qblock, positions % bs, heads).reshape(-1)  # [B * kv * Q]
+        qpos = qpos.masked_fill(qpad, -1)  # a padding query sees no key (no NaN: additive)
         if Q == 1 and self.tile_reads:
             nb = [len(t) for t in block_tables]
             NB = max(nb)
@@ -131,36 +144,56 @@ class PagedKVCache:
                                   zip(block_tables, nb, strict=True)], device=device)
             read = (tiles[:, None, :] * kv + heads[None, :, None]).reshape(-1)
             L = NB * bs
-            col = torch.arange(L, device=device)[None, :]
             start = (NB - torch.tensor(nb, device=device))[:, None] * bs
-            valid = (col >= start) & (col < start + ctx[:, None])
-            uniform = bool(valid.all())
-            return BatchView(self, read, write.reshape(-1), B, L, Q,
-                             None if uniform else valid, tiles=True)
+            kpos = torch.arange(L, device=device)[None, :] - start  # [B, L]
+            uniform = min(context_lens) == L  # every row's blocks exactly full
+            return BatchView(self, read, write, positions, qpos, kpos, max(context_lens),
+                             uniform, tiles=True)
         L = max(context_lens)
         # Key column j of row b holds position j - (L - ctx_b); negative means left padding.
-        pos = torch.arange(L, device=device)[None, :] - (L - ctx)[:, None]
-        pad = pos < 0
-        pos = pos.clamp(min=0)
-        block = table.gather(1, pos // bs).masked_fill(pad, NULL_BLOCK)
-        read = self._rows(block, pos % bs, heads).reshape(-1)  # rows (b, kv head, column)
+        kpos = torch.arange(L, device=device)[None, :] - (L - ctx)  # [B, L]
+        block = table.gather(1, kpos.clamp(min=0) // bs).masked_fill(kpos < 0, NULL_BLOCK)
+        read = self._rows(block, kpos.clamp(min=0) % bs, heads).reshape(-1)
         uniform = min(context_lens) == L and min(query_lens) == Q
-        return BatchView(self, read, write.reshape(-1), B, L, Q, None if uniform else ~pad)
+        return BatchView(self, read, write, positions, qpos, kpos, L, uniform)
 
 
 class BatchView:
-    """One step's window onto the paged cache, satisfying lmstack.nn.attention.KVCache.
+    """One step's window onto the paged cache: a lmstack.nn.step_context.StepContext.
 
-    `length` is what the model reads as "tokens already cached"; with left padding that is
-    L - Q for every row, which makes its default mask line up with ours.
+    `read` and `write` are storage rows (tiles, when `tiles`), `key_positions` [B, L] each key
+    column's position in its sequence: negative for padding, and past the row's context in
+    the unused tail of its last block.
     """
 
-    def __init__(self, cache: PagedKVCache, read: Tensor, write: Tensor, batch: int,
-                 keys: int, queries: int, key_mask: Tensor | None, tiles: bool = False):
+    def __init__(self, cache: PagedKVCache, read: Tensor, write: Tensor, positions: Tensor,
+                 query_positions: Tensor, key_positions: Tensor, max_context: int,
+                 uniform: bool, tiles: bool = False):
         self.cache, self.read, self.write, self.tiles = cache, read, write, tiles
-        self.batch, self.keys, self.queries = batch, keys, queries
-        self.length = keys - queries
-        self.key_mask = key_mask  # [B, L] bool, True for real keys; None when nothing is padded
+        self.positions = positions  # [B, Q], padding queries at 0
+        self.batch, self.queries = positions.shape
+        self.keys = key_positions.shape[1]
+        self.max_context = max_context
+        self.query_positions = query_positions  # [B, Q], padding queries at -1
+        self.key_positions = key_positions  # [B, L]
+        # Nothing to hide when every key column is real and every row has Q new tokens.
+        self.uniform = uniform
+
+    def attention_mask(self, dtype: torch.dtype, sliding_window: int | None = None
+                       ) -> Tensor | None:
+        """[B, 1, Q, L] additive: real keys at or before the query, within the window."""
+        L, Q = self.keys, self.queries
+        if self.uniform and Q in (1, L) and (sliding_window is None or L <= sliding_window):
+            return None  # SDPA's fastest kernel: plain causal (or one query seeing all)
+        k = self.key_positions[:, None, :]  # [B, 1, L]
+        q = self.query_positions[:, :, None]  # [B, Q, 1]
+        # A real query's position is below its row's context, so `k <= q` already hides the
+        # unused tail of a last block; `k >= 0` hides left padding (rows or whole blocks).
+        allowed = (k >= 0) & (k <= q)
+        if sliding_window is not None:
+            allowed &= k > q - sliding_window
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store this step's keys and values [B, kv_heads, Q, d]; return every row's keys and
@@ -178,6 +211,3 @@ class BatchView:
         torch.index_select(kc.view(-1, row), 0, self.read, out=keys)
         torch.index_select(vc.view(-1, row), 0, self.read, out=values)
         return keys.view(shape), values.view(shape)
-
-    def advance(self, n: int) -> None:
-        """The engine, not the view, tracks how many tokens each sequence has cached."""

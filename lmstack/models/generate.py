@@ -38,7 +38,9 @@ def generate(
     )
     # Left padding shifts each row's real tokens right, so positions count real tokens only.
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids, attention_mask, position_ids, cache, logits_to_keep=1)
+    logits = model(input_ids, context=cache.step(position_ids, attention_mask),
+                   logits_to_keep=1)
+    cache.advance(T)
     out, done = input_ids, torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     for _ in range(max_new_tokens):
         next_logits = logits[:, -1].float()
@@ -59,5 +61,6 @@ def generate(
             break
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
         position_ids = position_ids[:, -1:] + 1
-        logits = model(token[:, None], attention_mask, position_ids, cache)
+        logits = model(token[:, None], context=cache.step(position_ids, attention_mask))
+        cache.advance(1)
     return out

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
-from lmstack.nn.attention import KVCache, attend, build_attention_mask
+from lmstack.nn.attention import attend
 from lmstack.nn.feedforward import GeluMLP
 from lmstack.nn.norms import LayerNorm
+from lmstack.nn.step_context import StepContext, resolve_step
 
 
 @dataclass
@@ -71,14 +71,13 @@ class GPT2Attention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
 
-    def forward(self, x: Tensor, mask: Tensor | None, kv_cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, context: StepContext) -> Tensor:
         B, T, C = x.shape
         q, k, v = (
             t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
             for t in self.c_attn(x).split(C, dim=-1)
         )
-        if kv_cache is not None:
-            k, v = kv_cache.update(self.layer_idx, k, v)
+        k, v = context.update(self.layer_idx, k, v)
         out = attend(q, k, v, mask, is_causal=True)
         return self.c_proj(out.transpose(1, 2).reshape(B, T, C))
 
@@ -92,8 +91,8 @@ class GPT2Block(nn.Module):
         self.mlp = GeluMLP(config.n_embd, config.n_inner or 4 * config.n_embd,
                            config.activation_function)
 
-    def forward(self, x: Tensor, mask: Tensor | None, kv_cache=None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), mask, kv_cache)
+    def forward(self, x: Tensor, mask: Tensor | None, context: StepContext) -> Tensor:
+        x = x + self.attn(self.ln_1(x), mask, context)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -115,26 +114,22 @@ class GPT2Model(PretrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        context: StepContext | None = None,
     ) -> Tensor:
-        B, T = input_ids.shape
-        past = getattr(kv_cache, "length", 0) if kv_cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past, past + T, device=input_ids.device).expand(B, T)
-        if past + T > self.config.n_positions:
+        """Hidden states [B, T, n_embd]; arguments as in LlamaModel.forward."""
+        context = resolve_step(input_ids, attention_mask, position_ids, context)
+        if context.max_context > self.config.n_positions:
             raise ValueError(
-                f"sequence of {past + T} tokens exceeds GPT-2's {self.config.n_positions} "
-                "learned positions; truncate the input"
+                f"sequence of {context.max_context} tokens exceeds GPT-2's "
+                f"{self.config.n_positions} learned positions; truncate the input"
             )
-        x = self.wte(input_ids) + self.wpe(position_ids)
-        mask = build_attention_mask(attention_mask, T, past + T, True, x.dtype, x.device)
+        x = self.wte(input_ids) + self.wpe(context.positions)
+        mask = context.attention_mask(x.dtype)  # once per pass, shared by every block
         for block in self.h:
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, mask, kv_cache, use_reentrant=False)
+                x = checkpoint(block, x, mask, context, use_reentrant=False)
             else:
-                x = block(x, mask, kv_cache)
-        if kv_cache is not None and hasattr(kv_cache, "advance"):
-            kv_cache.advance(T)
+                x = block(x, mask, context)
         return self.ln_f(x)
 
 
@@ -164,10 +159,10 @@ class GPT2LMHeadModel(PretrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        context: StepContext | None = None,
         logits_to_keep: int = 0,
     ) -> Tensor:
-        h = self.transformer(input_ids, attention_mask, position_ids, kv_cache)
+        h = self.transformer(input_ids, attention_mask, position_ids, context)
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)

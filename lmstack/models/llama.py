@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
-from lmstack.nn.attention import GroupedQueryAttention, KVCache, build_attention_mask
+from lmstack.nn.attention import GroupedQueryAttention
 from lmstack.nn.feedforward import SwiGLU
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
+from lmstack.nn.step_context import StepContext, resolve_step
 
 ARCHITECTURE_OF = {
     "llama": "LlamaForCausalLM",
@@ -95,8 +95,8 @@ class LlamaDecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x: Tensor, mask: Tensor | None, rotary, kv_cache=None) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), mask, rotary, kv_cache)
+    def forward(self, x: Tensor, mask: Tensor | None, rotary, context: StepContext) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), mask, rotary, context)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -120,31 +120,25 @@ class LlamaModel(PretrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        context: StepContext | None = None,
         inputs_embeds: Tensor | None = None,
     ) -> Tensor:
         """Hidden states [B, T, hidden] for input_ids [B, T].
 
-        attention_mask is [B, past + T] with 1 for real tokens (HF's convention); positions
-        default to past .. past + T - 1 as in transformers, so a padded batch matches it.
+        Without a context this is the plain forward: attention_mask is [B, T] with 1 for real
+        tokens (HF's convention) and positions default to 0 .. T-1 as in transformers. With
+        one (a cache's step), the context alone says positions, mask and where keys go.
         """
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        B, T = x.shape[:2]
-        past = getattr(kv_cache, "length", 0) if kv_cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past, past + T, device=x.device).expand(B, T)
-        mask = build_attention_mask(
-            attention_mask, T, past + T, causal=True, dtype=x.dtype, device=x.device,
-            sliding_window=self.config.attention_window,
-        )
-        rotary = self.rotary_emb(position_ids, x.dtype)
+        context = resolve_step(x, attention_mask, position_ids, context)
+        # Built once per pass, shared by every layer.
+        mask = context.attention_mask(x.dtype, self.config.attention_window)
+        rotary = self.rotary_emb(context.positions, x.dtype)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, mask, rotary, kv_cache, use_reentrant=False)
+                x = checkpoint(layer, x, mask, rotary, context, use_reentrant=False)
             else:
-                x = layer(x, mask, rotary, kv_cache)
-        if kv_cache is not None and hasattr(kv_cache, "advance"):
-            kv_cache.advance(T)
+                x = layer(x, mask, rotary, context)
         return self.norm(x)
 
 
@@ -172,12 +166,12 @@ class LlamaForCausalLM(PretrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        context: StepContext | None = None,
         logits_to_keep: int = 0,
     ) -> Tensor:
         """Logits [B, T, vocab]; `logits_to_keep=n` computes only the last n positions (decode
         needs just the final one, and the head is the largest matmul of a small model)."""
-        h = self.model(input_ids, attention_mask, position_ids, kv_cache)
+        h = self.model(input_ids, attention_mask, position_ids, context)
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)

@@ -20,7 +20,10 @@ _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5
 
 
 class KVCache(Protocol):
-    """What attention needs from a key/value cache: store this step's k, v; return all so far."""
+    """What attention needs from a key/value cache: store this step's k, v; return all so far.
+
+    Every lmstack.nn.step_context.StepContext is one; decoders hand theirs to each layer.
+    """
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
 

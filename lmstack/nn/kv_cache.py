@@ -9,12 +9,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lmstack.nn.step_context import PaddedStep
+
 
 class StaticKVCache:
     """Fixed-size [layers, batch, kv_heads, max_len, head_dim] buffers filled left to right.
 
     All sequences in the batch share one write position (`length`), so ragged prompts are left
     padded and masked. Preallocation keeps decoding free of per-step allocation and copying.
+    A forward pass reads it through `step`; its owner calls `advance` once the pass is done.
     """
 
     def __init__(
@@ -38,6 +41,14 @@ class StaticKVCache:
         self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
+    def step(self, positions: Tensor, padding_mask: Tensor | None = None) -> PaddedStep:
+        """The step context for T = positions.shape[1] new tokens after the `length` cached.
+
+        padding_mask is [B, length + T], 1 for real tokens (left padding is 0).
+        """
+        return PaddedStep(positions, self.length + positions.shape[1], padding_mask,
+                          self.update)
+
     def advance(self, n: int) -> None:
-        """Called by the model once all layers have stored this step's n tokens."""
+        """Called by the cache's owner once all layers have stored this step's n tokens."""
         self.length += n

@@ -146,7 +146,7 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     from lmstack.engine import Engine
 
     model = load_model(folder, dtype=dtype)
-    engine = Engine(model, tokenizer, max_queue=max_queue, **engine_kwargs)
+    engine = Engine(model, tokenizer, max_queue=max_queue, column_major=True, **engine_kwargs)
     return ModelEntry(name, tokenizer, engine=engine, path=str(folder))
 
 

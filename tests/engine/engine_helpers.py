@@ -72,9 +72,9 @@ class ScriptedLM(nn.Module):
             max_position_embeddings=4096, eos_token_id=None)
         self.dummy = nn.Parameter(torch.zeros(1))
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, kv_cache=None,
+    def forward(self, input_ids, attention_mask=None, position_ids=None, context=None,
                 logits_to_keep=0):
-        last = position_ids[:, -1].tolist()
+        last = context.positions[:, -1].tolist()
         logits = torch.full((input_ids.shape[0], 1, self.config.vocab_size), -10.0)
         for b, p in enumerate(last):
             i = min(max(p + 1 - self.prompt_len, 0), len(self.script) - 1)

@@ -79,3 +79,24 @@ def test_queue_limit_and_duplicate_ids(llama):
     engine.add_request([1, 2], SamplingParams())
     with pytest.raises(EngineFullError, match="waiting"):
         engine.add_request([1, 2], SamplingParams())
+
+
+def test_abort_while_preempted_gives_back_nothing_twice(llama):
+    engine = Engine(llama, None, block_size=4, num_blocks=17)  # 64 tokens for ~4 x 50
+    params = SamplingParams(max_tokens=30, temperature=0, ignore_eos=True)
+    rids = [engine.add_request(p, params) for p in random_prompts([10, 14, 6, 20], seed=2)]
+    while engine.stats["preemptions"] == 0:
+        engine.step()
+    preempted = [s for s in engine.scheduler.waiting if s.output_ids]
+    assert preempted and not preempted[0].block_table
+    engine.abort(preempted[0].request_id)
+    for rid in rids:
+        engine.abort(rid)
+    engine.step()
+    assert engine.stats["free_blocks"] == 16 and not engine.has_unfinished()
+
+
+def test_a_context_longer_than_the_models_positions_is_refused(llama):
+    # Not only for GPT-2's learned table: past its trained positions any model degrades.
+    with pytest.raises(ValueError, match="has 256 positions.*lower max_model_len"):
+        Engine(llama, None, max_model_len=257)
