@@ -144,7 +144,8 @@ def data_prepare(
 @app.command()
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="YAML training config"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint"),
+    resume: bool = typer.Option(False, "--resume", metavar="",  # a flag: show no <bool>
+                                help="continue from the latest checkpoint"),
     set_: list[str] | None = typer.Option(
         None, "--set", help="override a key, e.g. --set training.max_steps=100 (repeatable)"),
 ) -> None:
@@ -173,7 +174,7 @@ def eval_ppl(
     file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
     seq_len: int = typer.Option(256, help="window length in tokens"),
     stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
-    bf16: bool = typer.Option(False, help="run under bfloat16 autocast"),
+    bf16: bool = typer.Option(False, metavar="", help="run under bfloat16 autocast"),
 ) -> None:
     """Perplexity (per token) and loss per character of a causal LM on a text file."""
     from lmstack.evals import text_perplexity
@@ -264,6 +265,11 @@ def chat(
         except EOFError:
             console.print()
             return
+        except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, and says so
+            console.print()
+            err_console.print(f"interrupted after {len(history) - len(start)} messages; "
+                              "nothing is saved", highlight=False)
+            raise typer.Exit(130) from None
         if line in ("/exit", "/quit"):
             return
         if line == "/reset":
@@ -292,23 +298,37 @@ def chat(
         history.append({"role": "assistant", "content": "".join(reply)})
 
 
+def _is_a(error: BaseException, class_name: str) -> bool:
+    """Whether `error` derives from a class called `class_name`, whichever module defines it.
+
+    typer raises exceptions from its own vendored copy of click (0.29) or from click itself
+    (older releases); matching by name works for both, and for whatever comes next.
+    """
+    return any(cls.__name__ == class_name for cls in type(error).__mro__)
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
-        sys.exit(130)
+        # standalone_mode=False so user errors from commands reach the handler below; typer
+        # then turns Ctrl-C into an exit code it returns rather than raises.
+        code = app(standalone_mode=False)
     except Exception as e:  # the one place that turns user errors into one line
-        import click
-
-        if isinstance(e, click.ClickException):
+        if _is_a(e, "Exit"):
+            sys.exit(e.exit_code)
+        if _is_a(e, "ClickException"):  # usage errors: click's own message, exit 2
             e.show()
             sys.exit(e.exit_code)
+        if _is_a(e, "Abort"):
+            err_console.print("aborted")
+            sys.exit(130)
         if isinstance(e, USER_ERRORS):
             # escape: paths and messages may hold [brackets] that rich would read as markup.
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)
             sys.exit(2)
         raise
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
