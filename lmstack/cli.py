@@ -101,12 +101,17 @@ def tokenizer_train(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="where the report and artifacts go"),
     corpus: str = typer.Option("stdlib", help="'stdlib' (built in) or a name from ../shared/data"),
-    minutes: float = typer.Option(3.0, help="training time budget"),
+    minutes: float = typer.Option(3.0, help="training time budget (wall clock)"),
+    stages: str | None = typer.Option(
+        None, help="comma-separated stages to run (default: corpus,tokenizer,pretrain,serve); "
+        "a later stage reuses OUT's earlier artifacts"),
 ) -> None:
     """The main job end to end on built-in defaults; writes OUT/report.md with plots."""
     from lmstack.demo import run_demo
 
-    report = run_demo(out, corpus=corpus, minutes=minutes, console=console)
+    if not minutes > 0:
+        raise UserError("--minutes must be more than 0")
+    report = run_demo(out, corpus=corpus, minutes=minutes, console=console, stages=stages)
     console.print(f"[bold green]report:[/] {report}")
 
 
