@@ -35,6 +35,6 @@ def test_plot_draws_validation_as_marked_points(tmp_path):
     log = tmp_path / "metrics.jsonl"
     records = [{"step": i, "loss": v} for i, v in enumerate(falling_losses())]
     records += [{"step": s, "val_loss": v} for s, v in ((10, 7.0), (20, 6.5), (39, 5.8))]
-    log.write_text("".join(json.dumps(r) + "\\n" for r in records))
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
     png = plot_loss_curve(log, tmp_path / "loss.png")
-    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\\x89PNG"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
