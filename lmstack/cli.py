@@ -17,7 +17,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lmstack: the LLM stack, from attention to agents.")
-tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and inspect tokenizers.")
+tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
 console = Console()
 err_console = Console(stderr=True)
@@ -36,8 +36,8 @@ USER_ERRORS = (ValueError, OSError)
 
 
 def _format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):  # powers of 1024: binary prefixes
+        if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}"
         n /= 1024
     return ""
@@ -206,6 +206,31 @@ def eval_ppl(
 # ---- serving
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail now, in one line, if the server could not listen on host:port."""
+    import errno
+    import socket
+
+    if not 0 < port < 65536:
+        raise UserError("--port must be between 1 and 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"--host {host} is not an address or name this machine knows") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT be reused, not a live one.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is already in use (another server?); "
+                                "stop it or pick another with --port") from None
+            raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
+                            "pick another --host or --port") from None
+
+
 @app.command()
 def serve(
     paths: list[Path] = typer.Argument(..., help="model folders: generators and/or encoders"),
@@ -221,6 +246,7 @@ def serve(
     max_queue: int = typer.Option(256, help="waiting requests beyond which new ones get 503"),
 ) -> None:
     """Serve model folders over the OpenAI API (/v1/...), with a chat page at /."""
+    _check_port_free(host, port)  # before loading models: a busy port fails in a second
     from lmstack.serve import create_app, load_entries
     from lmstack.serve import serve as run_server
 

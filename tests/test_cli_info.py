@@ -39,6 +39,7 @@ def test_info_prints_architecture_and_parameters(outcomes):
     params = hub_cases.tiny_llama(tie_word_embeddings=True).num_parameters()
     assert f"{params:,}" in result.stdout  # tied embeddings counted once
     assert "float32" in result.stdout and result.stderr == ""
+    assert "KiB" in result.stdout and " KB" not in result.stdout  # 1024-based units say so
 
 
 @pytest.mark.parametrize("kind", sorted(hub_cases.BROKEN))
