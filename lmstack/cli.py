@@ -103,8 +103,8 @@ def demo(
     corpus: str = typer.Option("stdlib", help="'stdlib' (built in) or a name from ../shared/data"),
     minutes: float = typer.Option(3.0, help="training time budget (wall clock)"),
     stages: str | None = typer.Option(
-        None, help="comma-separated stages to run (default: corpus,tokenizer,pretrain,serve); "
-        "a later stage reuses OUT's earlier artifacts"),
+        None, help="comma-separated stages to run, e.g. corpus,tokenizer (default: all of "
+        "lmstack/demo/stage_*.py that run by default); a later stage reuses OUT's artifacts"),
 ) -> None:
     """The main job end to end on built-in defaults; writes OUT/report.md with plots."""
     from lmstack.demo import run_demo

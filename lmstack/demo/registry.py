@@ -21,7 +21,7 @@ class Stage:
     name: str                     # what `--stages` calls it
     order: int                    # position in the run (corpus 10, tokenizer 20, ...)
     run: Callable[[Any], None]    # takes the DemoRun; leaves artifacts and a report section
-    summary: str                  # one line for `lmstack demo --help`
+    summary: str                  # one line, shown as the stage starts
     needs: tuple[str, ...] = ()   # artifacts (ARTIFACT_PATHS keys) it reads
     default: bool = True          # part of a plain `lmstack demo`
 

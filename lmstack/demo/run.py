@@ -68,7 +68,7 @@ def run_demo(out: Path, corpus: str = "stdlib", minutes: float = 3.0,
     timings = []
     for stage in chosen:
         _find_inputs(run, stage)
-        console.rule(f"[bold]{stage.name}")
+        console.rule(f"[bold]{stage.name}[/]: {stage.summary}")
         t0 = time.perf_counter()
         stage.run(run)
         timings.append((stage.name, time.perf_counter() - t0))
