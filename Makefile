@@ -4,14 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
+# Optional: where pip gets torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu on a
+# machine where PyPI's torch would be the multi-GB CUDA build. Empty: plain PyPI, as CI does.
+TORCH_INDEX ?=
 
 .PHONY: install demo test browser lint bench clean
 
-# torch goes in first, pinned, from the CPU wheel; the constraint then stops any later
+# torch goes in first, pinned (from TORCH_INDEX when given); the constraint then stops any later
 # requirement from swapping it for a multi-GB CUDA build.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
 	touch $(STAMP)

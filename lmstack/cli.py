@@ -17,7 +17,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lmstack: the LLM stack, from attention to agents.")
-tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and inspect tokenizers.")
+tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
 console = Console()
 err_console = Console(stderr=True)
@@ -36,8 +36,8 @@ USER_ERRORS = (ValueError, OSError)
 
 
 def _format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):  # powers of 1024: binary prefixes
+        if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}"
         n /= 1024
     return ""
@@ -101,12 +101,17 @@ def tokenizer_train(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="where the report and artifacts go"),
     corpus: str = typer.Option("stdlib", help="'stdlib' (built in) or a name from ../shared/data"),
-    minutes: float = typer.Option(3.0, help="training time budget"),
+    minutes: float = typer.Option(3.0, help="training time budget (wall clock)"),
+    stages: str | None = typer.Option(
+        None, help="comma-separated stages to run, e.g. corpus,tokenizer (default: all of "
+        "lmstack/demo/stage_*.py that run by default); a later stage reuses OUT's artifacts"),
 ) -> None:
     """The main job end to end on built-in defaults; writes OUT/report.md with plots."""
     from lmstack.demo import run_demo
 
-    report = run_demo(out, corpus=corpus, minutes=minutes, console=console)
+    if not minutes > 0:
+        raise UserError("--minutes must be more than 0")
+    report = run_demo(out, corpus=corpus, minutes=minutes, console=console, stages=stages)
     console.print(f"[bold green]report:[/] {report}")
 
 
@@ -144,7 +149,8 @@ def data_prepare(
 @app.command()
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="YAML training config"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint"),
+    resume: bool = typer.Option(False, "--resume", metavar="",  # a flag: show no <bool>
+                                help="continue from the latest checkpoint"),
     set_: list[str] | None = typer.Option(
         None, "--set", help="override a key, e.g. --set training.max_steps=100 (repeatable)"),
 ) -> None:
@@ -173,7 +179,7 @@ def eval_ppl(
     file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
     seq_len: int = typer.Option(256, help="window length in tokens"),
     stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
-    bf16: bool = typer.Option(False, help="run under bfloat16 autocast"),
+    bf16: bool = typer.Option(False, metavar="", help="run under bfloat16 autocast"),
 ) -> None:
     """Perplexity (per token) and loss per character of a causal LM on a text file."""
     from lmstack.evals import text_perplexity
@@ -200,6 +206,31 @@ def eval_ppl(
 # ---- serving
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail now, in one line, if the server could not listen on host:port."""
+    import errno
+    import socket
+
+    if not 0 < port < 65536:
+        raise UserError("--port must be between 1 and 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"--host {host} is not an address or name this machine knows") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT be reused, not a live one.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is already in use (another server?); "
+                                "stop it or pick another with --port") from None
+            raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
+                            "pick another --host or --port") from None
+
+
 @app.command()
 def serve(
     paths: list[Path] = typer.Argument(..., help="model folders: generators and/or encoders"),
@@ -220,6 +251,7 @@ def serve(
         "guards a keyless local server against DNS rebinding, e.g. localhost and 127.0.0.1"),
 ) -> None:
     """Serve model folders over the OpenAI API (/v1/...), with a chat page at /."""
+    _check_port_free(host, port)  # before loading models: a busy port fails in a second
     from lmstack.serve import create_app, load_entries
     from lmstack.serve import serve as run_server
 
@@ -274,6 +306,11 @@ def chat(
         except EOFError:
             console.print()
             return
+        except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, and says so
+            console.print()
+            err_console.print(f"interrupted after {len(history) - len(start)} messages; "
+                              "nothing is saved", highlight=False)
+            raise typer.Exit(130) from None
         if line in ("/exit", "/quit"):
             return
         if line == "/reset":
@@ -302,23 +339,37 @@ def chat(
         history.append({"role": "assistant", "content": "".join(reply)})
 
 
+def _is_a(error: BaseException, class_name: str) -> bool:
+    """Whether `error` derives from a class called `class_name`, whichever module defines it.
+
+    typer raises exceptions from its own vendored copy of click (0.29) or from click itself
+    (older releases); matching by name works for both, and for whatever comes next.
+    """
+    return any(cls.__name__ == class_name for cls in type(error).__mro__)
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
-        sys.exit(130)
+        # standalone_mode=False so user errors from commands reach the handler below; typer
+        # then turns Ctrl-C into an exit code it returns rather than raises.
+        code = app(standalone_mode=False)
     except Exception as e:  # the one place that turns user errors into one line
-        import click
-
-        if isinstance(e, click.ClickException):
+        if _is_a(e, "Exit"):
+            sys.exit(e.exit_code)
+        if _is_a(e, "ClickException"):  # usage errors: click's own message, exit 2
             e.show()
             sys.exit(e.exit_code)
+        if _is_a(e, "Abort"):
+            err_console.print("aborted")
+            sys.exit(130)
         if isinstance(e, USER_ERRORS):
             # escape: paths and messages may hold [brackets] that rich would read as markup.
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)
             sys.exit(2)
         raise
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

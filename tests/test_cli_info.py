@@ -4,34 +4,19 @@ and on every kind of broken folder one error line on stderr, a non-zero exit, no
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_lmstack
 
 # The broken-folder recipes and the message each must produce live with the hub tests.
 _spec = importlib.util.spec_from_file_location(
     "hub_cases", Path(__file__).parent / "models" / "test_hub.py")
 hub_cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hub_cases)
-
-
-def lmstack_command() -> list[str]:
-    """The console script `pip install -e .` put beside this Python (`make test` does that)."""
-    script = Path(sys.executable).parent / "lmstack"
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-m", "lmstack"]  # an uninstalled checkout: same entry point
-
-
-def run_lmstack(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
-    return subprocess.run([*lmstack_command(), *args], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +39,7 @@ def test_info_prints_architecture_and_parameters(outcomes):
     params = hub_cases.tiny_llama(tie_word_embeddings=True).num_parameters()
     assert f"{params:,}" in result.stdout  # tied embeddings counted once
     assert "float32" in result.stdout and result.stderr == ""
+    assert "KiB" in result.stdout and " KB" not in result.stdout  # 1024-based units say so
 
 
 @pytest.mark.parametrize("kind", sorted(hub_cases.BROKEN))

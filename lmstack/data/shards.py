@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lmstack.fileio import check_text_file
+
 META_FILE = "meta.json"
 SPLITS = ("train", "val")
 
@@ -35,6 +37,7 @@ def read_documents(path: Path, text_key: str = "text") -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    check_text_file(path)  # one line naming the file, not a decode error that names none
     if path.suffix in (".jsonl", ".json"):
         docs = []
         with path.open(encoding="utf-8") as f:
@@ -49,6 +52,8 @@ def read_documents(path: Path, text_key: str = "text") -> list[str]:
                     raise ValueError(f"{path}:{lineno}: record has no {text_key!r} field; "
                                      "pass --text-key with the field that holds the text")
                 docs.append(str(record[text_key]))
+        if not any(d.strip() for d in docs):
+            raise ValueError(f"{path}: every record's {text_key!r} is empty; give text")
         return docs
     text = path.read_text(encoding="utf-8")
     blocks = [b + "\n\n" for b in text.split("\n\n") if b.strip()]
@@ -126,6 +131,10 @@ def prepare_shards(
         raise ValueError("the tokenizer has no eos_token; set one or pass append_eos=False")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # mkdtemp makes the folder owner-only (0700); shards are meant to be shared like any output.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         writers = {s: _ShardWriter(tmp, s, dtype, shard_tokens) for s in SPLITS}
         stats = {s: {"documents": 0, "characters": 0} for s in SPLITS}

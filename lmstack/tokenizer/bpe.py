@@ -13,6 +13,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
+from lmstack.fileio import check_text_file
 from lmstack.tokenizer.chat_template import CHATML_TEMPLATE
 from lmstack.tokenizer.config import TokenizerConfig
 from lmstack.tokenizer.errors import TokenizerError
@@ -112,6 +113,11 @@ def train_bpe(
         raise TokenizerError(
             f"Training files not found: {missing}. Pass paths to UTF-8 text files."
         )
+    for p in paths:  # the Rust trainer would stop with a traceback that names no file
+        try:
+            check_text_file(p)
+        except ValueError as e:
+            raise TokenizerError(str(e)) from None
     backend = _untrained_backend()
     trainer = _trainer(vocab_size, special_tokens, min_frequency, show_progress)
     backend.train([str(p) for p in paths], trainer)

@@ -57,10 +57,10 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
     if train:
         steps, losses = zip(*train, strict=True)
         ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=1, label="train (per step)")
-        ax.plot(steps, _ema(losses), color="tab:blue", lw=2, label="train (smoothed)")
+        ax.plot(steps, smooth(losses), color="tab:blue", lw=2, label="train (smoothed)")
     if val:
         steps, losses = zip(*val, strict=True)
-        ax.plot(steps, losses, "o-", color="tab:orange", lw=2, label="validation")
+        ax.plot(steps, losses, "o-", color="tab:orange", lw=2, ms=6, label="validation")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats / token)")
     ax.set_title(title or "loss")
@@ -74,9 +74,22 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
     return png_path
 
 
-def _ema(values, alpha: float = 0.1) -> list[float]:
-    out, avg = [], None
+def smooth(values, span: int | None = None) -> list[float]:
+    """Bias-corrected exponential moving average (as Adam corrects its moments, and as
+    TensorBoard's smoothing does), so the line starts on the data instead of climbing to it.
+
+    The span scales with the series (about a fifteenth of it): a fixed long span on a short,
+    steeply falling curve lags far behind and draws the line above every raw point.
+    """
+    values = list(values)
+    span = span or max(2, len(values) // 15)
+    alpha = 2 / (span + 1)
+    out, avg, weight = [], 0.0, 0.0
     for v in values:
-        avg = v if avg is None or not math.isfinite(avg) else (1 - alpha) * avg + alpha * v
-        out.append(avg)
+        if not math.isfinite(v):  # a diverged step: show the gap, keep the average clean
+            out.append(float("nan"))
+            continue
+        avg = (1 - alpha) * avg + alpha * v
+        weight = (1 - alpha) * weight + alpha
+        out.append(avg / weight)
     return out

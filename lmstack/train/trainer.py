@@ -23,32 +23,9 @@ from lmstack.train.distributed import DistInfo, all_reduce_sum, barrier, wrap_mo
 from lmstack.train.metrics import MetricsLog, plot_loss_curve
 from lmstack.train.objectives import Objective
 from lmstack.train.optim import WarmupCosine, build_optimizer
+from lmstack.train.precision import resolve_precision
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def bf16_is_faster(device: torch.device, size: int = 256, reps: int = 3) -> bool:
-    """Time a matmul in float32 and bfloat16 (under autocast, as training runs it)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            a @ b  # warm-up: first calls pick kernels
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                a @ b
-            best[dtype] = time.perf_counter() - t0
-    return best[torch.bfloat16] < 0.8 * best[torch.float32]
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if bf16_is_faster(device) else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("training.precision fp16 needs a GPU (GradScaler); use bf16 on CPU")
-    return precision
 
 
 class Trainer:
@@ -74,7 +51,8 @@ class Trainer:
         self.device = self.dist.device
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.precision = resolve_precision(t.precision, self.device)
+        self.precision = resolve_precision(t.precision, self.device,
+                                           console if self.dist.is_main else None)
         self.out_dir = Path(t.out_dir)
         self.raw_model = model.to(self.device)
         if config.model.gradient_checkpointing:

@@ -10,7 +10,7 @@ from data_helpers import CHINESE, english_text
 
 from lmstack.data import PackedSequences, TokenShards, prepare_shards, token_dtype
 from lmstack.data.shards import read_documents
-from lmstack.demo import find_shared_data
+from lmstack.demo.corpus import find_shared_data
 
 
 def _round_trip(tokenizer, path, tmp_path, **kwargs) -> tuple[TokenShards, TokenShards]:

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from lmstack.serve import BackgroundServer, create_app, load_entry
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -68,3 +70,27 @@ def test_page_shows_server_errors(browser, live):
     page.locator(".msg.error").wait_for(timeout=15_000)
     assert "max_tokens" in page.locator(".msg.error").inner_text()
     page.close()
+
+
+def test_page_defaults_fit_a_short_context(browser, lm_folder):
+    """A model whose whole context is shorter than a fixed default reply: the page sizes its
+    request from /v1/models' max_model_len and the prompt, so a message at the page's
+    defaults streams a reply instead of a context-length error."""
+    entry = load_entry(lm_folder, "short", max_num_seqs=2, max_model_len=64)
+    with BackgroundServer(create_app({"short": entry})) as server:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        page.wait_for_function("document.querySelector('#model').options.length > 0")
+        page.fill("#prompt", "The quick brown fox")
+        page.click("#send")
+        page.wait_for_function("!document.querySelector('.msg.assistant.streaming') && "
+                               "!/streaming|waiting/.test(document.querySelector('#stats')"
+                               ".textContent) || document.querySelector('.msg.error')",
+                               timeout=30_000)
+        assert not page.locator(".msg.error").count(), page.locator(".msg.error").inner_text()
+        assert page.locator(".msg.assistant").text_content()
+        assert re.match(r"\d+ tokens · ", page.locator("#stats").inner_text())
+        assert not errors
+        page.close()

@@ -5,6 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const history = [];          // the conversation sent with every request
 let controller = null;       // aborts the in-flight stream (the Stop button)
+const contextOf = {};        // model id -> max_model_len, from /v1/models
+const DEFAULT_REPLY = 512;   // longest reply the page asks for unless the user sets one
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -42,6 +44,7 @@ async function loadModels() {
   select.replaceChildren();
   for (const m of data.filter((m) => (m.capabilities || ["chat"]).includes("chat"))) {
     select.appendChild(new Option(m.id, m.id));
+    if (m.max_model_len) contextOf[m.id] = m.max_model_len;
   }
   const saved = localStorage.getItem("lmstack.model");
   if (saved && [...select.options].some((o) => o.value === saved)) select.value = saved;
@@ -66,16 +69,31 @@ function showStats(tokens, started, firstAt, done) {
     `${Math.round(firstAt - started)} ms${done ? "" : " · streaming"}`;
 }
 
+// The reply's budget when the user set none: what the context leaves after the prompt, at
+// most DEFAULT_REPLY (as `lmstack chat` does). The page cannot tokenize, so it bounds the
+// prompt from above: a byte-level BPE never makes more tokens than bytes, and the chat
+// template adds a few per message. Without a known context, the server fills what is left.
+function autoMaxTokens(messages) {
+  const limit = contextOf[$("model").value];
+  if (!limit) return undefined;
+  const encoder = new TextEncoder();
+  const prompt = messages.reduce((n, m) => n + encoder.encode(m.content).length + 16, 16);
+  const room = limit - prompt;
+  return room >= 1 ? Math.min(DEFAULT_REPLY, room) : undefined;
+}
+
 async function send(text) {
   history.push({ role: "user", content: text });
   bubble("user", text);
   const reply = bubble("assistant streaming", "");
   const system = $("system").value.trim();
+  const messages = system ? [{ role: "system", content: system }, ...history] : history;
+  const chosen = $("max-tokens").value.trim();
   const body = {
     model: $("model").value,
-    messages: system ? [{ role: "system", content: system }, ...history] : history,
+    messages,
     temperature: Number($("temperature").value),
-    max_tokens: Number($("max-tokens").value),
+    max_tokens: chosen ? Number(chosen) : autoMaxTokens(messages),
     stream: true,
     stream_options: { include_usage: true },
   };

@@ -1,0 +1,73 @@
+"""`lmstack demo`'s stages end to end at tiny scale: every stage runs for real (corpus from the
+standard library's sources, BPE, a training run on the wall clock, the OpenAI server asked by
+the openai client) and the report says what happened."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rich.console import Console
+
+from lmstack.demo import run_demo
+from lmstack.train.metrics import read_metrics
+
+BUDGET_MIN = 0.15  # 9 s of training: enough for the loss to fall well below its start
+TINY = {
+    "corpus": {"max_chars": 60_000},
+    "tokenizer": {"vocab_size": 400},
+    "pretrain": {"model": {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 1,
+                           "num_attention_heads": 2, "num_key_value_heads": 2,
+                           "max_position_embeddings": 64, "tie_word_embeddings": True},
+                 "seq_len": 32, "eval_batches": 2, "precision": "fp32", "warmup_steps": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    pytest.importorskip("openai", reason="the serve stage asks through the openai client")
+    out = tmp_path_factory.mktemp("demo")
+    report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=TINY)
+    return out, report.read_text(encoding="utf-8")
+
+
+def test_report_has_a_section_per_stage(demo_out):
+    out, report = demo_out
+    titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
+    assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "Timings"]
+    assert (out / "loss.png").stat().st_size > 10_000
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
+
+
+def test_training_lowered_the_loss_and_used_its_budget(demo_out):
+    out, report = demo_out
+    records = read_metrics(out / "train" / "metrics.jsonl")
+    losses = [r["loss"] for r in records if "loss" in r]
+    vals = [r["val_loss"] for r in records if "val_loss" in r]
+    assert len(vals) >= 3, "validation is a series, not one point"
+    assert losses[-1] < losses[0] - 1.0 and vals[-1] < vals[0]
+    # Trained on the wall clock: stopped neither at half the budget nor well past it.
+    elapsed = max(r["elapsed"] for r in records if "elapsed" in r)
+    assert 0.85 * BUDGET_MIN * 60 <= elapsed <= 1.1 * BUDGET_MIN * 60, elapsed
+    tokens = max(r["tokens"] for r in records if "tokens" in r)
+    rate = float(re.search(r"training throughput \| ([\d,]+) tokens/s", report)[1].replace(",", ""))
+    assert rate == pytest.approx(tokens / elapsed, rel=0.15)  # tokens ÷ seconds, as measured
+    assert re.search(r"\*\*(Undertrained|Partly trained|Trained well for its size)\.\*\*", report)
+
+
+def test_server_answered_through_the_openai_client(demo_out):
+    _, report = demo_out
+    serving = report.split("## Serving")[1]
+    assert "**Q:**" in serving and "Time to first token" in serving
+    tokens = int(re.search(r"whole answer [\d.]+ s, (\d+) tokens", serving)[1])
+    assert tokens >= 1  # the server generated and streamed a reply
+    assert "only pretrained" in serving
+
+
+def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):
+    out, _ = demo_out
+    report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), stages="tokenizer",
+                      options=TINY)
+    assert re.findall(r"^## (.+)$", report.read_text(), flags=re.MULTILINE) == ["Tokenizer", "Timings"]
+    with pytest.raises(ValueError, match="needs the corpus"):
+        run_demo(tmp_path, console=Console(quiet=True), stages="tokenizer")
