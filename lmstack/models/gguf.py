@@ -1,0 +1,196 @@
+"""Read llama.cpp's GGUF files into lmstack's Llama family: metadata -> config, blocks -> weights.
+
+Follows llama.cpp's tensor names and metadata keys (gguf-py's constants; convert_hf_to_gguf.py,
+whose Q/K row permutation we undo) and transformers' GGUF loader, which the parity tests match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmstack.models.gguf_quants import QuantTypeError, dequantize
+from lmstack.models.hub import ModelLoadError
+from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
+
+ARCHITECTURES = ("llama", "qwen2")
+# Tensors outside the blocks, then each block's, as llama.cpp names them -> our (HF) names.
+GLOBAL_NAMES = {
+    "token_embd": "model.embed_tokens",
+    "output_norm": "model.norm",
+    "output": "lm_head",
+}
+BLOCK_NAMES = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+# Llama-3 files carry precomputed rotary frequencies; we derive ours from the config instead.
+IGNORED_TENSORS = ("rope_freqs.weight",)
+
+
+class GGUFError(ModelLoadError):
+    """A GGUF file lmstack cannot read; the message names what is wrong and the way out."""
+
+
+def hf_name(name: str) -> str:
+    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'."""
+    stem, _, kind = name.rpartition(".")
+    if stem in GLOBAL_NAMES:
+        return f"{GLOBAL_NAMES[stem]}.{kind}"
+    parts = stem.split(".")
+    if len(parts) == 3 and parts[0] == "blk" and parts[2] in BLOCK_NAMES:
+        return f"model.layers.{parts[1]}.{BLOCK_NAMES[parts[2]]}.{kind}"
+    raise GGUFError(f"unexpected tensor {name!r} in a Llama-family GGUF file")
+
+
+def gguf_name(name: str) -> str:
+    """The inverse of hf_name: 'lm_head.weight' -> 'output.weight'."""
+    stem, _, kind = name.rpartition(".")
+    for ours, theirs in ((v, k) for k, v in GLOBAL_NAMES.items()):
+        if stem == ours:
+            return f"{theirs}.{kind}"
+    _, _, layer, rest = stem.split(".", 3)
+    block = {v: k for k, v in BLOCK_NAMES.items()}[rest]
+    return f"blk.{layer}.{block}.{kind}"
+
+
+def rotary_permute(w: np.ndarray, n_head: int, inverse: bool = False) -> np.ndarray:
+    """llama.cpp interleaves each head's rotary pairs (x0, x_half, x1, ...) where HF keeps the
+    halves apart (rotate_half): convert_hf_to_gguf permutes q/k rows; inverse=True undoes it."""
+    half = w.shape[0] // n_head // 2
+    split = (n_head, half, 2) if inverse else (n_head, 2, half)
+    return w.reshape(*split, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def open_gguf(path: str | Path):
+    """A `gguf.GGUFReader` over the file (memory-mapped), or one clear line why not."""
+    from gguf import GGUFReader
+
+    path = Path(path)
+    if not path.is_file():
+        raise GGUFError(f"no such GGUF file: {path}")
+    try:
+        return GGUFReader(path, "r")
+    except Exception as e:  # noqa: BLE001 - the reader raises bare ValueError/IndexError/...
+        raise GGUFError(f"{path} is not a readable GGUF file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'truncated?'}); "
+                        "re-download or re-export it") from None
+
+
+def read_metadata(reader) -> dict[str, Any]:
+    """Every metadata key with its decoded value (strings, numbers, lists)."""
+    return {name: field.contents() for name, field in reader.fields.items()}
+
+
+def config_from_metadata(meta: dict[str, Any], tensor_names: set[str]) -> LlamaConfig:
+    """The LlamaConfig a llama/qwen2 GGUF's metadata describes."""
+    arch = meta.get("general.architecture")
+    if arch not in ARCHITECTURES:
+        raise GGUFError(f"GGUF architecture {arch!r} is not supported; lmstack reads "
+                        f"{' and '.join(ARCHITECTURES)} files")
+
+    def get(key: str, default: Any = None) -> Any:
+        return meta.get(f"{arch}.{key}", default)
+
+    heads, hidden = int(get("attention.head_count")), int(get("embedding_length"))
+    kv_heads = get("attention.head_count_kv", heads)
+    if isinstance(kv_heads, list):  # per-layer counts (hybrid models): not the Llama family
+        raise GGUFError("this GGUF has a different number of KV heads per layer; not supported")
+    vocab = get("vocab_size") or len(meta.get("tokenizer.ggml.tokens") or []) or None
+    scaling = None
+    kind = get("rope.scaling.type")
+    if kind not in (None, "none"):
+        scaling = {"rope_type": kind, "factor": float(get("rope.scaling.factor", 1.0))}
+        if get("rope.scaling.original_context_length"):
+            scaling["original_max_position_embeddings"] = int(
+                get("rope.scaling.original_context_length"))
+    ids = {key: meta.get(f"tokenizer.ggml.{key.split('_')[0]}_token_id")
+           for key in ("bos_token_id", "eos_token_id")}
+    try:
+        return LlamaConfig(
+            model_type=arch,
+            vocab_size=int(vocab) if vocab else 32000,
+            hidden_size=hidden,
+            intermediate_size=int(get("feed_forward_length")),
+            num_hidden_layers=int(get("block_count")),
+            num_attention_heads=heads,
+            num_key_value_heads=int(kv_heads),
+            head_dim=int(get("attention.key_length", hidden // heads)),
+            max_position_embeddings=int(get("context_length", 2048)),
+            rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+            rope_theta=float(get("rope.freq_base", 10000.0)),
+            rope_scaling=scaling,
+            attention_bias=arch == "llama" and "blk.0.attn_q.bias" in tensor_names,
+            tie_word_embeddings="output.weight" not in tensor_names,
+            pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
+            **ids,
+        )
+    except (TypeError, ValueError) as e:
+        raise GGUFError(f"GGUF metadata is incomplete or inconsistent ({e})") from None
+
+
+def state_dict_from_gguf(reader, config: LlamaConfig) -> dict[str, torch.Tensor]:
+    """Every tensor dequantized to float32 under its HF name, rotary permutation undone."""
+    state = {}
+    for t in reader.tensors:
+        if t.name in IGNORED_TENSORS:
+            continue
+        name = hf_name(t.name)
+        shape = tuple(int(n) for n in reversed(t.shape.tolist()))  # GGUF lists ne0 (columns) first
+        try:
+            w = dequantize(t.data, int(t.tensor_type), shape)
+        except QuantTypeError as e:
+            raise GGUFError(f"{t.name}: {e}") from None
+        # llama.cpp permutes llama's q/k (weights and biases); qwen2 uses the HF layout as-is.
+        if config.model_type == "llama" and ".q_proj." in name:
+            w = rotary_permute(w, config.num_attention_heads, inverse=True)
+        elif config.model_type == "llama" and ".k_proj." in name:
+            w = rotary_permute(w, config.num_key_value_heads, inverse=True)
+        # F32 tensors are views into the read-only memory map: copy them into torch's memory.
+        state[name] = torch.from_numpy(np.array(w, dtype=np.float32, copy=True))
+    return state
+
+
+def model_from_gguf(reader, meta: dict[str, Any], dtype=None, device=None) -> LlamaForCausalLM:
+    """A LlamaForCausalLM filled with the file's weights (dequantized; float32 unless `dtype`)."""
+    config = config_from_metadata(meta, {t.name for t in reader.tensors})
+    with torch.device("meta"):  # no time spent on a random init the weights overwrite
+        model = LlamaForCausalLM(config)
+    state = state_dict_from_gguf(reader, config)
+    own = model.state_dict()
+    expected = set(own) - set(model.tied_weights())
+    missing = sorted(expected - set(state))
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if missing or wrong:
+        raise GGUFError("GGUF tensors do not match its metadata: "
+                        + "; ".join([f"missing {', '.join(missing[:3])}"] * bool(missing)
+                                    + [f"shape {', '.join(wrong[:3])}"] * bool(wrong)))
+    model.load_state_dict(state, strict=False, assign=True)
+    model.tie_weights()
+    for m in model.modules():
+        if hasattr(m, "reset_buffers"):
+            m.reset_buffers()
+    dtype = dtype or torch.float32
+    model.config.torch_dtype = str(dtype).removeprefix("torch.")
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def load_gguf(path: str | Path, dtype=None, device=None):
+    """(model, tokenizer) from a GGUF file, as `lmstack.load` returns for an HF folder."""
+    from lmstack.tokenizer.gguf_vocab import tokenizer_from_gguf
+
+    reader = open_gguf(path)
+    meta = read_metadata(reader)
+    model = model_from_gguf(reader, meta, dtype=dtype, device=device)
+    return model, tokenizer_from_gguf(meta)
