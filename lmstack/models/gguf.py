@@ -211,3 +211,33 @@ def load_gguf(path: str | Path, dtype=None, device=None):
     meta = read_metadata(reader)
     model = model_from_gguf(reader, meta, dtype=dtype, device=device)
     return model, tokenizer_from_gguf(meta)
+
+
+def describe_gguf(path: str | Path) -> dict[str, Any]:
+    """What `lmstack info` shows for a GGUF file, read from its header alone (no dequantizing)."""
+    reader = open_gguf(path)
+    meta = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml")}
+    arch = meta.get("general.architecture", "?")
+    types: dict[str, list[int]] = {}
+    for t in reader.tensors:
+        count_bytes = types.setdefault(t.tensor_type.name, [0, 0, 0])
+        count_bytes[0] += 1
+        count_bytes[1] += int(t.n_elements)
+        count_bytes[2] += int(t.n_bytes)
+    hparams = {key: meta[f"{arch}.{key}"] for key in (
+        "block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+        "attention.head_count_kv", "context_length", "vocab_size", "rope.freq_base",
+    ) if f"{arch}.{key}" in meta}
+    return {
+        "architecture": arch,
+        "name": meta.get("general.name"),
+        "hparams": hparams,
+        "parameters": sum(n for _, n, _ in types.values()),
+        "tensor_types": {k: {"tensors": c, "parameters": n, "bytes": b}
+                         for k, (c, n, b) in sorted(types.items())},
+        "tensor_bytes": sum(b for _, _, b in types.values()),
+        "file_bytes": Path(path).stat().st_size,
+        "tokenizer": reader.fields["tokenizer.ggml.model"].contents()
+        if "tokenizer.ggml.model" in reader.fields else None,
+        "chat_template": "tokenizer.chat_template" in reader.fields,
+    }
