@@ -99,8 +99,8 @@ def open_gguf(path: str | Path):
     try:
         return _reader_class()(path, "r")
     except Exception as e:  # noqa: BLE001 - the reader raises bare ValueError/IndexError/...
-        raise GGUFError(f"{path} is not a readable GGUF file ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else 'truncated?'}); "
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GGUFError(f"{path} is not a readable GGUF file, truncated or damaged ({detail}); "
                         "re-download or re-export it") from None
 
 

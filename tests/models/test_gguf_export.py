@@ -21,10 +21,14 @@ from lmstack.tokenizer import train_bpe_from_iterator
 PROMPT = "The module holds parameters and buffers"
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
+def tiny_tokenizer():
     texts = [inspect.getdoc(o) or "" for o in (torch.nn.Module, np.ndarray, dict, list, str)]
     return train_bpe_from_iterator(texts * 3, vocab_size=384, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
 
 
 def tiny(tokenizer, model_type="llama", **overrides) -> LlamaForCausalLM:
