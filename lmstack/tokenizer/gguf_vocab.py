@@ -73,17 +73,9 @@ def _pre_tokenizer(pre: str | None):
     )
 
 
-def tokenizer_from_gguf(meta: Mapping[str, Any]) -> Tokenizer:
-    """The Tokenizer a GGUF's metadata describes (`meta`: key -> decoded value)."""
-    kind = meta.get("tokenizer.ggml.model")
-    if kind != "gpt2":
-        what = "SentencePiece-style ('llama')" if kind == "llama" else repr(kind)
-        raise TokenizerError(
-            f"GGUF tokenizer model {what} is not supported, only byte-level BPE ('gpt2'); "
-            "load the model's Hugging Face folder (tokenizer.json) instead"
-        )
-    tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
-    types = list(meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
+def _byte_level_backend(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Backend, set[str]]:
+    """GPT-2-style byte-level BPE: the file lists the merges; returns the backend and its
+    alphabet of token characters."""
     # Some files store added tokens as plain text; the BPE model needs them byte-spelled.
     spell = _gpt2_byte_table()
     alphabet = set(spell.values())
@@ -96,10 +88,59 @@ def tokenizer_from_gguf(meta: Mapping[str, Any]) -> Tokenizer:
                           end_of_word_suffix="", fuse_unk=False))
     backend.pre_tokenizer = _pre_tokenizer(meta.get("tokenizer.ggml.pre"))
     backend.decoder = decoders.ByteLevel()
+    return backend, alphabet
+
+
+def merges_from_scores(tokens: list[str], scores: list[float]) -> list[tuple[str, str]]:
+    """SentencePiece BPE files list no merges, only scored pieces: every split of a piece into
+    two pieces of the vocabulary is a merge, applied best score first (ties: longer left, then
+    longer right piece), as transformers' `generate_merges` recovers them."""
+    vocab = {t: i for i, t in enumerate(tokens)}
+    found = []
+    for piece, score in dict(zip(tokens, scores, strict=True)).items():
+        pairs = [(piece[:k], piece[k:]) for k in range(1, len(piece))
+                 if piece[:k] in vocab and piece[k:] in vocab]
+        found += [(a, b, score) for a, b in sorted(pairs, key=lambda p: (vocab[p[0]], vocab[p[1]]))]
+    found.sort(key=lambda m: (m[2], len(m[0]), len(m[1])), reverse=True)
+    return [(a, b) for a, b, _ in found]
+
+
+def _sentencepiece_backend(meta: Mapping[str, Any], tokens: list[str]) -> Backend:
+    """Llama/Mistral-style SentencePiece BPE: '▁' marks a space, unknown text falls back to
+    <0xNN> byte tokens (as transformers' LlamaTokenizer builds it)."""
+    scores = list(meta.get("tokenizer.ggml.scores") or [0.0] * len(tokens))
+    merges = ([tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
+              if meta.get("tokenizer.ggml.merges") else merges_from_scores(tokens, scores))
+    vocab = {t: i for i, t in enumerate(tokens)}
+    backend = Backend(BPE(vocab, merges, dropout=None, fuse_unk=True, byte_fallback=True))
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="first" if prefix else "never", split=False)
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    backend.decoder = decoders.Sequence(steps + [decoders.Strip(" ", 1, 0)] * prefix)
+    return backend
+
+
+def tokenizer_from_gguf(meta: Mapping[str, Any]) -> Tokenizer:
+    """The Tokenizer a GGUF's metadata describes (`meta`: key -> decoded value)."""
+    kind = meta.get("tokenizer.ggml.model")
+    tokens: list[str] = list(meta.get("tokenizer.ggml.tokens") or [])
+    if kind == "gpt2":
+        backend, alphabet = _byte_level_backend(meta, tokens)
+    elif kind == "llama":
+        backend, alphabet = _sentencepiece_backend(meta, tokens), None
+    else:
+        raise TokenizerError(
+            f"GGUF tokenizer model {kind!r} is not supported, only byte-level BPE ('gpt2') and "
+            "SentencePiece BPE ('llama'); load the model's Hugging Face folder instead"
+        )
+    vocab = backend.get_vocab()
+    types = list(meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
     # Control tokens (<|im_end|>) stay whole and special; user-defined ones (<think>) stay
     # whole but are ordinary text. A control token spelled outside the byte alphabet is a
     # llama.cpp mislabel (transformers skips it too): adding it would grow the vocabulary.
-    control = [t for t, k in zip(tokens, types, strict=False) if k == CONTROL and set(t) <= alphabet]
+    control = [t for t, k in zip(tokens, types, strict=False)
+               if k == CONTROL and (alphabet is None or set(t) <= alphabet)]
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
     user = [t for t, k in zip(tokens, types, strict=False) if k == USER_DEFINED and t in vocab]
     backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in user])
@@ -113,9 +154,11 @@ def tokenizer_from_gguf(meta: Mapping[str, Any]) -> Tokenizer:
     config = TokenizerConfig(
         special_tokens=special,
         additional_special_tokens=[t for t in control if t not in special.values()],
-        add_bos_token=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+        # llama.cpp adds BOS to a SentencePiece vocabulary unless the file says otherwise.
+        add_bos_token=bool(meta.get("tokenizer.ggml.add_bos_token", kind == "llama")),
         add_eos_token=bool(meta.get("tokenizer.ggml.add_eos_token", False)),
         chat_template=meta.get("tokenizer.chat_template"),
+        padding_side="left" if kind == "llama" else "right",  # as transformers' LlamaTokenizer
     )
     return Tokenizer(backend, config)
 
