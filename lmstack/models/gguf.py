@@ -15,6 +15,7 @@ import torch
 from lmstack.models.gguf_quants import QuantTypeError, dequantize
 from lmstack.models.hub import ModelLoadError
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
+from lmstack.nn.positions import rope_inverse_frequencies
 
 ARCHITECTURES = ("llama", "qwen2")
 # Tensors outside the blocks, then each block's, as llama.cpp names them -> our (HF) names.
@@ -34,8 +35,8 @@ BLOCK_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
-# Llama-3 files carry precomputed rotary frequencies; we derive ours from the config instead.
-IGNORED_TENSORS = ("rope_freqs.weight",)
+# Llama-3 files store their rope scaling as this tensor; it becomes config (llama3_scaling).
+ROPE_FREQS = "rope_freqs.weight"
 
 
 class GGUFError(ModelLoadError):
@@ -109,8 +110,23 @@ def read_metadata(reader) -> dict[str, Any]:
     return {name: field.contents() for name, field in reader.fields.items()}
 
 
-def config_from_metadata(meta: dict[str, Any], tensor_names: set[str]) -> LlamaConfig:
-    """The LlamaConfig a llama/qwen2 GGUF's metadata describes."""
+def llama3_scaling(divisors: np.ndarray, head_dim: int, theta: float, old_len: int) -> dict:
+    """Llama 3.x files hold their rope scaling as per-frequency divisors, not parameters:
+    recover Meta's published ones (low 1, high 4, factor = the largest divisor) and check that
+    they reproduce the divisors."""
+    scaling = {"rope_type": "llama3", "factor": float(divisors.max()), "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": old_len}
+    implied = rope_inverse_frequencies(head_dim, theta) / rope_inverse_frequencies(
+        head_dim, theta, scaling)
+    if divisors.shape != implied.shape or not np.allclose(divisors, implied.numpy(), rtol=1e-4):
+        raise GGUFError(f"{ROPE_FREQS} matches no Llama-3 rope scaling lmstack knows; "
+                        "load the model's Hugging Face folder instead")
+    return scaling
+
+
+def config_from_metadata(meta: dict[str, Any], tensor_names: set[str],
+                         rope_divisors: np.ndarray | None = None) -> LlamaConfig:
+    """The LlamaConfig a llama/qwen2 GGUF's metadata (and its rope_freqs tensor) describe."""
     arch = meta.get("general.architecture")
     if arch not in ARCHITECTURES:
         raise GGUFError(f"GGUF architecture {arch!r} is not supported; lmstack reads "
@@ -131,6 +147,11 @@ def config_from_metadata(meta: dict[str, Any], tensor_names: set[str]) -> LlamaC
         if get("rope.scaling.original_context_length"):
             scaling["original_max_position_embeddings"] = int(
                 get("rope.scaling.original_context_length"))
+    head_dim = int(get("attention.key_length", hidden // heads))
+    theta = float(get("rope.freq_base", 10000.0))
+    if rope_divisors is not None and not np.all(rope_divisors == 1):
+        old_len = int(get("rope.scaling.original_context_length", 8192))
+        scaling = llama3_scaling(rope_divisors, head_dim, theta, old_len)
     ids = {key: meta.get(f"tokenizer.ggml.{key.split('_')[0]}_token_id")
            for key in ("bos_token_id", "eos_token_id")}
     try:
@@ -142,10 +163,10 @@ def config_from_metadata(meta: dict[str, Any], tensor_names: set[str]) -> LlamaC
             num_hidden_layers=int(get("block_count")),
             num_attention_heads=heads,
             num_key_value_heads=int(kv_heads),
-            head_dim=int(get("attention.key_length", hidden // heads)),
+            head_dim=head_dim,
             max_position_embeddings=int(get("context_length", 2048)),
             rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
-            rope_theta=float(get("rope.freq_base", 10000.0)),
+            rope_theta=theta,
             rope_scaling=scaling,
             attention_bias=arch == "llama" and "blk.0.attn_q.bias" in tensor_names,
             tie_word_embeddings="output.weight" not in tensor_names,
@@ -160,7 +181,7 @@ def state_dict_from_gguf(reader, config: LlamaConfig) -> dict[str, torch.Tensor]
     """Every tensor dequantized to float32 under its HF name, rotary permutation undone."""
     state = {}
     for t in reader.tensors:
-        if t.name in IGNORED_TENSORS:
+        if t.name == ROPE_FREQS:
             continue
         name = hf_name(t.name)
         shape = tuple(int(n) for n in reversed(t.shape.tolist()))  # GGUF lists ne0 (columns) first
@@ -179,7 +200,10 @@ def state_dict_from_gguf(reader, config: LlamaConfig) -> dict[str, torch.Tensor]
 
 def model_from_gguf(reader, meta: dict[str, Any], dtype=None, device=None) -> LlamaForCausalLM:
     """A LlamaForCausalLM filled with the file's weights (dequantized; float32 unless `dtype`)."""
-    config = config_from_metadata(meta, {t.name for t in reader.tensors})
+    tensors = {t.name: t for t in reader.tensors}
+    divisors = dequantize(tensors[ROPE_FREQS].data, int(tensors[ROPE_FREQS].tensor_type),
+                          (int(tensors[ROPE_FREQS].n_elements),)) if ROPE_FREQS in tensors else None
+    config = config_from_metadata(meta, set(tensors), divisors)
     with torch.device("meta"):  # no time spent on a random init the weights overwrite
         model = LlamaForCausalLM(config)
     state = state_dict_from_gguf(reader, config)

@@ -14,8 +14,9 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFWriter, LlamaFileType, RopeScalingType
 
 from lmstack.fileio import atomic_write
-from lmstack.models.gguf import GGUFError, gguf_name, rotary_permute
+from lmstack.models.gguf import ROPE_FREQS, GGUFError, gguf_name, rotary_permute
 from lmstack.models.gguf_quants import BLOCK_FORMATS, quantize
+from lmstack.nn.positions import rope_inverse_frequencies
 
 EXPORT_TYPES = {
     "f32": (Q.F32, LlamaFileType.ALL_F32),
@@ -43,11 +44,18 @@ def _add_hparams(w: GGUFWriter, cfg, file_type: int) -> None:
         w.add_key_length(cfg.head_dim)
         w.add_value_length(cfg.head_dim)
     scaling = cfg.rope_scaling or {}
-    if scaling.get("rope_type", scaling.get("type")) == "linear":
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind == "linear":
         w.add_rope_scaling_type(RopeScalingType.LINEAR)
         w.add_rope_scaling_factor(float(scaling["factor"]))
+    elif kind == "llama3":
+        # As convert_hf_to_gguf: the scaling travels as per-frequency divisors (a tensor).
+        w.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+        base = rope_inverse_frequencies(cfg.head_dim, cfg.rope_theta)
+        scaled = rope_inverse_frequencies(cfg.head_dim, cfg.rope_theta, scaling)
+        w.add_tensor(ROPE_FREQS, (base / scaled).numpy().astype(np.float32))
     elif scaling:
-        raise GGUFError(f"rope scaling {scaling} has no GGUF export here; only 'linear'")
+        raise GGUFError(f"rope scaling {kind!r} has no GGUF export here; only linear and llama3")
     w.add_file_type(int(file_type))
 
 

@@ -108,3 +108,21 @@ def test_tokenizer_and_chat_template_survive(tmp_path, tokenizer):
     messages = [{"role": "user", "content": "hi"}]
     assert back.apply_chat_template(messages, add_generation_prompt=True) == \
         tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def test_llama3_rope_scaling_travels_as_rope_freqs(tmp_path, tokenizer):
+    """Llama 3.x stores its rope scaling as a divisor per frequency; with head_dim 16, theta
+    5000 and an original context of 600, the divisors are 1 (x3), two blends, then 8 (x3)."""
+    from lmstack.models.gguf import GGUFError, llama3_scaling
+
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 600}
+    model = tiny(tokenizer, rope_scaling=scaling)
+    path = export_gguf(model, tokenizer, tmp_path / "m.gguf", "f32")
+    (freqs,) = [t for t in GGUFReader(path).tensors if t.name == "rope_freqs.weight"]
+    assert freqs.data.min() == 1.0 and freqs.data.max() == 8.0 and len(set(freqs.data)) > 3
+    ours, tok = lmstack.load(path)
+    assert ours.config.rope_scaling == scaling
+    torch.testing.assert_close(logits(ours, tok), logits(model, tokenizer), atol=0, rtol=0)
+    with pytest.raises(GGUFError, match="matches no Llama-3 rope scaling"):
+        llama3_scaling(np.full(8, 3.0, np.float32), 16, 5000.0, 600)
