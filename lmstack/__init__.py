@@ -15,7 +15,7 @@ def load(folder: str | Path, dtype=None, device=None):
     from lmstack.tokenizer import Tokenizer, TokenizerError
 
     folder = resolve_model_path(folder)
-    if folder.suffix == ".gguf":
+    if folder.suffix.lower() == ".gguf":
         from lmstack.models.gguf import load_gguf
 
         return load_gguf(folder, dtype=dtype, device=device)

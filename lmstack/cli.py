@@ -52,7 +52,7 @@ def info(path: Path = typer.Argument(..., help="a model folder, GGUF file or sho
     from lmstack.models.hub import load_model
 
     path = resolve_model_path(path)
-    if path.suffix == ".gguf":
+    if path.suffix.lower() == ".gguf":
         return _info_gguf(path)
     model = load_model(path)
     cfg = model.config

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lmstack.models.gguf_quants import QuantTypeError, dequantize
-from lmstack.models.hub import ModelLoadError
+from lmstack.models.hub import DTYPES, ModelLoadError
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
 from lmstack.nn.positions import rope_inverse_frequencies
 
@@ -221,6 +221,8 @@ def model_from_gguf(reader, meta: dict[str, Any], dtype=None, device=None) -> Ll
     for m in model.modules():
         if hasattr(m, "reset_buffers"):
             m.reset_buffers()
+    if isinstance(dtype, str):
+        dtype = DTYPES[dtype]
     dtype = dtype or torch.float32
     model.config.torch_dtype = str(dtype).removeprefix("torch.")
     return model.to(device=device, dtype=dtype).eval()
