@@ -130,11 +130,26 @@ def config_from_metadata(meta: dict[str, Any], tensor_names: set[str],
     arch = meta.get("general.architecture")
     if arch not in ARCHITECTURES:
         raise GGUFError(f"GGUF architecture {arch!r} is not supported; lmstack reads "
-                        f"{' and '.join(ARCHITECTURES)} files")
+                        f"{' and '.join(ARCHITECTURES)} files (for others, load the model's "
+                        "Hugging Face folder)")
+    try:
+        return _llama_config(meta, arch, tensor_names, rope_divisors)
+    except GGUFError:
+        raise
+    except (TypeError, ValueError) as e:  # e.g. int(None) for a missing key
+        raise GGUFError(f"GGUF metadata is incomplete or inconsistent ({e}); "
+                        "re-export the file") from None
 
+
+def _llama_config(meta: dict[str, Any], arch: str, tensor_names: set[str],
+                  rope_divisors: np.ndarray | None) -> LlamaConfig:
     def get(key: str, default: Any = None) -> Any:
         return meta.get(f"{arch}.{key}", default)
 
+    required = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count")
+    lacking = [f"{arch}.{key}" for key in required if get(key) is None]
+    if lacking:
+        raise GGUFError(f"GGUF metadata lacks {', '.join(lacking)}; re-export the file")
     heads, hidden = int(get("attention.head_count")), int(get("embedding_length"))
     kv_heads = get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):  # per-layer counts (hybrid models): not the Llama family
@@ -154,27 +169,24 @@ def config_from_metadata(meta: dict[str, Any], tensor_names: set[str],
         scaling = llama3_scaling(rope_divisors, head_dim, theta, old_len)
     ids = {key: meta.get(f"tokenizer.ggml.{key.split('_')[0]}_token_id")
            for key in ("bos_token_id", "eos_token_id")}
-    try:
-        return LlamaConfig(
-            model_type=arch,
-            vocab_size=int(vocab) if vocab else 32000,
-            hidden_size=hidden,
-            intermediate_size=int(get("feed_forward_length")),
-            num_hidden_layers=int(get("block_count")),
-            num_attention_heads=heads,
-            num_key_value_heads=int(kv_heads),
-            head_dim=head_dim,
-            max_position_embeddings=int(get("context_length", 2048)),
-            rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
-            rope_theta=theta,
-            rope_scaling=scaling,
-            attention_bias=arch == "llama" and "blk.0.attn_q.bias" in tensor_names,
-            tie_word_embeddings="output.weight" not in tensor_names,
-            pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
-            **ids,
-        )
-    except (TypeError, ValueError) as e:
-        raise GGUFError(f"GGUF metadata is incomplete or inconsistent ({e})") from None
+    return LlamaConfig(
+        model_type=arch,
+        vocab_size=int(vocab) if vocab else 32000,
+        hidden_size=hidden,
+        intermediate_size=int(get("feed_forward_length")),
+        num_hidden_layers=int(get("block_count")),
+        num_attention_heads=heads,
+        num_key_value_heads=int(kv_heads),
+        head_dim=head_dim,
+        max_position_embeddings=int(get("context_length", 2048)),
+        rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=theta,
+        rope_scaling=scaling,
+        attention_bias=arch == "llama" and "blk.0.attn_q.bias" in tensor_names,
+        tie_word_embeddings="output.weight" not in tensor_names,
+        pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
+        **ids,
+    )
 
 
 def state_dict_from_gguf(reader, config: LlamaConfig) -> dict[str, torch.Tensor]:

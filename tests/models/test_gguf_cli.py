@@ -119,3 +119,11 @@ def test_short_name_resolves_or_says_how_to_install(monkeypatch, tmp_path):
     (tmp_path / "smollm2").mkdir()
     monkeypatch.chdir(tmp_path)
     assert default.resolve_model_path("smollm2") == Path("smollm2")
+
+
+def test_incomplete_metadata_names_the_missing_keys(tmp_path):
+    from lmstack.models.gguf import GGUFError, config_from_metadata
+
+    with pytest.raises(GGUFError, match="lacks qwen2.embedding_length, qwen2.feed_forward_length"):
+        config_from_metadata({"general.architecture": "qwen2", "qwen2.block_count": 2,
+                              "qwen2.attention.head_count": 2}, set())
