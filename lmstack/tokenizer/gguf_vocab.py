@@ -54,7 +54,8 @@ def _gpt2_byte_table() -> dict[int, str]:
 
 def _pre_tokenizer(pre: str | None):
     if pre == "smollm":
-        # llama.cpp's smollm rule: each digit alone, then GPT-2's regex.
+        # llama.cpp's smollm rule: each digit alone, then GPT-2's regex. (transformers uses
+        # GPT-2's regex alone; SmolLM2's vocabulary has no multi-digit token, so ids agree.)
         return pre_tokenizers.Sequence([
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False),

@@ -121,7 +121,7 @@ def test_short_name_resolves_or_says_how_to_install(monkeypatch, tmp_path):
     assert default.resolve_model_path("smollm2") == Path("smollm2")
 
 
-def test_incomplete_metadata_names_the_missing_keys(tmp_path):
+def test_incomplete_metadata_names_the_missing_keys():
     from lmstack.models.gguf import GGUFError, config_from_metadata
 
     with pytest.raises(GGUFError, match="lacks qwen2.embedding_length, qwen2.feed_forward_length"):
