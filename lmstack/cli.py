@@ -44,12 +44,16 @@ def _format_bytes(n: float) -> str:
 
 
 @app.command()
-def info(path: Path = typer.Argument(..., help="a Hugging Face model folder")) -> None:
-    """Architecture, parameter count, dtype and memory estimate of a model folder."""
+def info(path: Path = typer.Argument(..., help="a model folder, GGUF file or short name")) -> None:
+    """Architecture, parameter count, dtype and memory estimate of a model folder or GGUF file."""
     import torch
 
+    from lmstack.models.default import resolve_model_path
     from lmstack.models.hub import load_model
 
+    path = resolve_model_path(path)
+    if path.suffix.lower() == ".gguf":
+        return _info_gguf(path)
     model = load_model(path)
     cfg = model.config
     n = model.num_parameters()
@@ -72,6 +76,29 @@ def info(path: Path = typer.Argument(..., help="a Hugging Face model folder")) -
         table.add_row("KV cache per token", _format_bytes(per_token))
         table.add_row("KV cache, full context",
                       _format_bytes(per_token * cfg.max_position_embeddings))
+    console.print(table)
+
+
+def _info_gguf(path: Path) -> None:
+    from lmstack.models.gguf import describe_gguf
+
+    d = describe_gguf(path)
+    table = Table(title=str(path), show_header=False)
+    table.add_row("architecture", f"{d['architecture']} (GGUF)")
+    if d["name"]:
+        table.add_row("name", d["name"])
+    for key, value in d["hparams"].items():
+        table.add_row(key, str(value))
+    n = d["parameters"]
+    table.add_row("parameters", f"{n:,} ({n / 1e6:.1f}M)")
+    for kind, t in d["tensor_types"].items():
+        table.add_row(f"tensors {kind}", f"{t['tensors']} tensors, {t['parameters']:,} params, "
+                      f"{_format_bytes(t['bytes'])}")
+    table.add_row("tensor bytes", f"{_format_bytes(d['tensor_bytes'])} "
+                  f"({8 * d['tensor_bytes'] / max(n, 1):.2f} bits/param)")
+    table.add_row("file size", _format_bytes(d["file_bytes"]))
+    table.add_row("tokenizer", f"{d['tokenizer'] or 'none'}"
+                  + (", chat template" if d["chat_template"] else ""))
     console.print(table)
 
 
@@ -113,6 +140,30 @@ def demo(
         raise UserError("--minutes must be more than 0")
     report = run_demo(out, corpus=corpus, minutes=minutes, console=console, stages=stages)
     console.print(f"[bold green]report:[/] {report}")
+
+
+# ---- formats
+
+export_app = typer.Typer(no_args_is_help=True, help="Convert models to other formats.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("gguf")
+def export_gguf_command(
+    model: Path = typer.Argument(..., help="a model folder, GGUF file or short name (smollm2)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the .gguf file to write"),
+    type_: str = typer.Option("f16", "--type", help="f32, f16, q8_0, q4_0 or q4_1"),
+) -> None:
+    """Write a Llama-family model and its tokenizer as a GGUF file (llama.cpp's format)."""
+    import lmstack
+    from lmstack.models.gguf_export import EXPORT_TYPES, export_gguf
+
+    if type_ not in EXPORT_TYPES:
+        raise UserError(f"--type must be one of {', '.join(EXPORT_TYPES)}, not {type_!r}")
+    m, tok = lmstack.load(model)
+    export_gguf(m, tok, out, type_)
+    console.print(f"wrote {out} ({type_}, {_format_bytes(out.stat().st_size)})"
+                  + ("" if tok is not None else "; no tokenizer found, weights only"))
 
 
 # ---- training
