@@ -39,9 +39,6 @@ class BertConfig(ModelConfig):
     id2label: dict | None = None
     label2id: dict | None = None
 
-    def __post_init__(self):
-        self.architectures = self.architectures or ["BertModel"]
-
     @property
     def num_labels(self) -> int:
         return len(self.id2label) if self.id2label else 2

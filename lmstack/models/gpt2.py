@@ -1,7 +1,8 @@
 """GPT-2: a decoder-only Transformer with learned positions, pre-LayerNorm and a GELU MLP.
 
 Follows Radford et al. 2019 and matches transformers' GPT2LMHeadModel weight names. HF stores
-GPT-2's projections as Conv1D ([in, out]); we use nn.Linear and transpose at load/save time.
+GPT-2's projections as Conv1D ([in, out]); we use nn.Linear, and GPT-2's entry in
+models/registry.py names the weights hub.py transposes at load/save time.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ class GPT2Config(ModelConfig):
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
-
-    def __post_init__(self):
-        self.architectures = self.architectures or ["GPT2LMHeadModel"]
 
     # Uniform names so engines and trainers need not know each family's spelling.
     @property
@@ -109,6 +107,7 @@ class GPT2Model(PretrainedModel):
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_epsilon)
+        self.init_weights()
 
     def forward(
         self,
@@ -141,10 +140,6 @@ class GPT2Model(PretrainedModel):
 class GPT2LMHeadModel(PretrainedModel):
     config_class = GPT2Config
     base_model_prefix = "transformer"
-    transposed_weights = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
-                          "mlp.c_proj.weight")
-    # Older GPT-2 checkpoints store the causal mask as buffers; we build masks on the fly.
-    ignored_keys = ("attn.bias", "attn.masked_bias")
 
     def __init__(self, config: GPT2Config):
         super().__init__()

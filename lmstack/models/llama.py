@@ -20,11 +20,8 @@ from lmstack.nn.feedforward import SwiGLU
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
 
-ARCHITECTURE_OF = {
-    "llama": "LlamaForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "mistral": "MistralForCausalLM",
-}
+# The config.json model_types this one class implements (their names: models/registry.py).
+MODEL_TYPES = ("llama", "qwen2", "mistral")
 
 
 @dataclass
@@ -50,11 +47,10 @@ class LlamaConfig(ModelConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self):
-        if self.model_type not in ARCHITECTURE_OF:
+        if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type {self.model_type!r} is not a Llama-family type")
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
-        self.architectures = self.architectures or [ARCHITECTURE_OF[self.model_type]]
 
     @classmethod
     def _normalise(cls, d: dict[str, Any]) -> None:
@@ -114,6 +110,7 @@ class LlamaModel(PretrainedModel):
         )
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+        self.init_weights()
 
     def forward(
         self,

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -23,16 +30,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-                 "GPT2LMHeadModel", "BertForMaskedLM", "BertForPreTraining")
+# The heads an objective here can train; the names themselves live in models/registry.py.
+TRAINABLE_HEADS = ("ForCausalLM", "LMHeadModel", "ForMaskedLM", "ForPreTraining")
+
+
+def trainable_architectures() -> list[str]:
+    from lmstack.models.registry import ARCHITECTURES
+
+    return sorted(n for n in ARCHITECTURES if n.endswith(TRAINABLE_HEADS))
 
 
 class ModelSection(_Section):
-    architecture: Literal[ARCHITECTURES] = "LlamaForCausalLM"  # type: ignore[valid-type]
+    architecture: str = "LlamaForCausalLM"
     init_from: Path | None = None  # an HF folder to continue from instead of random weights
     config: dict[str, Any] = Field(default_factory=dict)  # HF config.json fields
     gradient_checkpointing: bool = False
     compile: bool = False
+
+    @field_validator("architecture")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in trainable_architectures():
+            raise ValueError(f"{name!r} is not a trainable architecture; use one of "
+                             f"{', '.join(trainable_architectures())}")
+        return name
 
 
 class DataSection(_Section):
@@ -152,13 +173,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
 
 def model_config_class(architecture: str):
-    from lmstack.models import BertConfig, GPT2Config, LlamaConfig
+    from lmstack.models.registry import architecture as lookup
 
-    if architecture.startswith("Bert"):
-        return BertConfig
-    if architecture.startswith("GPT2"):
-        return GPT2Config
-    return LlamaConfig
+    return lookup(architecture).family.config_class
 
 
 def check_model_config(cfg: TrainConfig, source: str) -> None:
