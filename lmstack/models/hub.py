@@ -85,11 +85,11 @@ def _load_shard(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # noqa: BLE001 - any failure means we refuse the pickle
         raise ModelLoadError(
             f"refusing {path}: it is a pickle that torch's weights_only loader rejects "
-            f"({_unpickling_reason(e)}); convert it to safetensors with a tool you trust"
+            f"({unpickling_reason(e)}); convert it to safetensors with a tool you trust"
         ) from None
 
 
-def _unpickling_reason(error: Exception) -> str:
+def unpickling_reason(error: Exception) -> str:
     """The one useful sentence of torch's multi-paragraph weights_only error, which also
     suggests retrying with weights_only=False: advice we must not pass on."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))

@@ -135,15 +135,23 @@ def train_from_config(cfg: TrainConfig, resume: bool = False, console: Any = Non
         if cfg.training.threads:
             torch.set_num_threads(cfg.training.threads)
         trainer = build_trainer(cfg, dist, console)
-        if resume and not trainer.resume() and dist.is_main and console is not None:
-            console.print(f"no checkpoint under {cfg.training.out_dir}; starting fresh")
-        if dist.is_main and console is not None:
-            n = trainer.raw_model.num_parameters()
-            console.print(f"{cfg.model.architecture}: {n / 1e6:.2f}M parameters, "
-                          f"{len(trainer.train_data):,} training sequences of {cfg.data.seq_len}, "
-                          f"{dist.world_size} process(es), {trainer.precision}")
+        say = console.print if dist.is_main and console is not None else lambda *a, **k: None
+        if resume:
+            if trainer.resume():
+                say(f"resumed from {trainer.resumed_from} (step {trainer.step})")
+            else:
+                say(f"no checkpoint under {cfg.training.out_dir}; starting fresh")
+        n = trainer.raw_model.num_parameters()
+        say(f"{cfg.model.architecture}: {n / 1e6:.2f}M parameters, "
+            f"{len(trainer.train_data):,} training sequences of {cfg.data.seq_len}, "
+            f"{dist.world_size} process(es), {trainer.precision}")
         summary = trainer.fit()
-        summary["parameters"] = trainer.raw_model.num_parameters()
+        summary["parameters"] = n
+        # Once, from rank 0: under torchrun every process returns here.
+        if "val_loss" in summary:
+            say(f"val loss {summary['val_loss']:.4f} (ppl {summary['val_ppl']:.2f}) "
+                f"after {summary['step']} steps")
+        say(f"[bold green]checkpoints:[/] {cfg.training.out_dir / 'checkpoints'}")
         return summary
     finally:
         shutdown(dist)
