@@ -138,7 +138,7 @@ def train_from_config(cfg: TrainConfig, resume: bool = False, console: Any = Non
         say = console.print if dist.is_main and console is not None else lambda *a, **k: None
         if resume:
             if trainer.resume():
-                say(f"resumed from {trainer.resumed_from} (step {trainer.step})")
+                say(f"resumed from {trainer.resumed_from} (step {trainer.step})", soft_wrap=True)
             else:
                 say(f"no checkpoint under {cfg.training.out_dir}; starting fresh")
         n = trainer.raw_model.num_parameters()
