@@ -3,7 +3,7 @@ encodes need no lock, and padded/truncated calls never leak their settings into 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from lmstack.tokenizer import Tokenizer
 
@@ -21,9 +21,14 @@ def _tokenizer(folder) -> Tokenizer:
 def test_plain_encode_does_not_wait_for_a_padded_call(trained_folder):
     tok = _tokenizer(trained_folder)
     want = tok.encode(TEXTS[1])
-    with tok._lock, ThreadPoolExecutor(1) as pool:  # as if a padded call were in progress
-        assert pool.submit(tok.encode, TEXTS[1]).result(timeout=10) == want
-        assert pool.submit(tok.encode_batch, TEXTS).result(timeout=10)[1] == want
+    with ThreadPoolExecutor(1) as pool:
+        with tok._lock:  # as if a padded call were in progress on another thread
+            single = pool.submit(tok.encode, TEXTS[1])
+            batch = pool.submit(tok.encode_batch, TEXTS)
+            done, _ = wait([single, batch], timeout=10)
+        # (the lock is released before asserting, so a failure cannot leave the thread stuck)
+        assert len(done) == 2, "plain encode waited for the padding lock"
+        assert single.result() == want and batch.result()[1] == want
 
 
 def test_padded_calls_and_plain_encodes_in_threads_never_mix(trained_folder):
