@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(_torchrun() is None, reason="torchrun is not ins
 
 
 def torchrun_train(config: dict, cwd: Path, *args: str, timeout: float = 240):
-    """`torchrun --nproc_per_node 2 -m lmstack train`; on timeout every process is killed
-    (a hung collective must fail the test, not leave ranks behind)."""
+    """`torchrun --nproc_per_node 2 -m lmstack train`; on timeout the run is stopped, workers
+    included (a hung collective must fail the test, not leave ranks behind)."""
     path = cwd / f"{Path(config['training']['out_dir']).name}.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(
@@ -39,8 +39,13 @@ def torchrun_train(config: dict, cwd: Path, *args: str, timeout: float = 240):
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        # torchrun starts each worker in its own session, out of reach of a group kill, and
+        # hands SIGTERM on to them; SIGKILL only if that does not end it.
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"torchrun did not finish in {timeout} s (a rank waiting in a collective?)")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
