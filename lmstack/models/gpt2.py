@@ -15,6 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
+from lmstack.models.registry import Family, register
 from lmstack.nn.attention import KVCache, attend, build_attention_mask
 from lmstack.nn.feedforward import GeluMLP
 from lmstack.nn.norms import LayerNorm
@@ -166,3 +167,12 @@ class GPT2LMHeadModel(PretrainedModel):
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)
+
+
+register(Family(
+    GPT2Config, {"gpt2": "GPT2"}, {"LMHeadModel": GPT2LMHeadModel, "Model": GPT2Model},
+    # Conv1D weights, stored [in, out]: every GPT-2 class, backbone included, transposes them.
+    transposed_weights=("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+                        "mlp.c_proj.weight"),
+    # Older GPT-2 checkpoints store the causal mask as buffers; we build masks on the fly.
+    ignored_keys=("attn.bias", "attn.masked_bias")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -18,7 +19,9 @@ from safetensors.torch import load_file, save_file
 
 from lmstack.fileio import atomic_write, atomic_write_text
 from lmstack.models import registry
-from lmstack.models.base import PretrainedModel
+
+if TYPE_CHECKING:  # base.py calls into this module; a runtime import back would be a circle
+    from lmstack.models.base import PretrainedModel
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SAFE_INDEX = "model.safetensors.index.json"

@@ -15,13 +15,14 @@ from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
+from lmstack.models.registry import Family, register
 from lmstack.nn.attention import GroupedQueryAttention, KVCache, build_attention_mask
 from lmstack.nn.feedforward import SwiGLU
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
 
-# The config.json model_types this one class implements (their names: models/registry.py).
-MODEL_TYPES = ("llama", "qwen2", "mistral")
+# The config.json model_types this one class implements, and the prefix of their HF names.
+NAME_PREFIXES = {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral"}
 
 
 @dataclass
@@ -47,7 +48,7 @@ class LlamaConfig(ModelConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self):
-        if self.model_type not in MODEL_TYPES:
+        if self.model_type not in NAME_PREFIXES:
             raise ValueError(f"model_type {self.model_type!r} is not a Llama-family type")
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
@@ -178,3 +179,6 @@ class LlamaForCausalLM(PretrainedModel):
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)
+
+
+register(Family(LlamaConfig, NAME_PREFIXES, {"ForCausalLM": LlamaForCausalLM, "Model": LlamaModel}))

@@ -1,26 +1,19 @@
 """The one list of architectures: HF names ("Qwen2ForCausalLM"), their classes and checkpoint quirks.
 
 Follows transformers' auto classes (`architectures` / `model_type` in config.json pick the
-class), kept as plain data: a family registers its config class, name prefixes and heads once.
+class), kept as plain data: each model file registers its family (config class, name prefixes,
+heads, quirks) once at its end; importing `lmstack.models` imports them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lmstack.models.base import PretrainedModel
-from lmstack.models.bert import (
-    BertConfig,
-    BertForMaskedLM,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForSequenceClassification,
-    BertModel,
-)
 from lmstack.models.config import ModelConfig
-from lmstack.models.gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
-from lmstack.models.llama import LlamaConfig, LlamaForCausalLM, LlamaModel
+
+if TYPE_CHECKING:  # model files import this module to register themselves, not the reverse
+    from lmstack.models.base import PretrainedModel
 
 
 class UnknownArchitecture(ValueError):
@@ -77,7 +70,7 @@ _FAMILY_OF_CONFIG: dict[type[ModelConfig], Family] = {}
 
 
 def register(family: Family) -> None:
-    """Add a family's architectures (a later module, e.g. a new model file, calls this)."""
+    """Add a family's architectures; a model file calls this once, after its classes."""
     FAMILIES.append(family)
     _FAMILY_OF_CONFIG[family.config_class] = family
     for model_type, prefix in family.prefixes.items():
@@ -86,21 +79,6 @@ def register(family: Family) -> None:
             ARCHITECTURES[arch.name] = arch
             if i == 0:
                 _DEFAULT[model_type] = arch
-
-
-register(Family(LlamaConfig, {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral"},
-                {"ForCausalLM": LlamaForCausalLM, "Model": LlamaModel}))
-register(Family(GPT2Config, {"gpt2": "GPT2"},
-                {"LMHeadModel": GPT2LMHeadModel, "Model": GPT2Model},
-                transposed_weights=("attn.c_attn.weight", "attn.c_proj.weight",
-                                    "mlp.c_fc.weight", "mlp.c_proj.weight"),
-                ignored_keys=("attn.bias", "attn.masked_bias")))
-register(Family(BertConfig, {"bert": "Bert"},
-                {"Model": BertModel, "ForMaskedLM": BertForMaskedLM,
-                 "ForPreTraining": BertForPreTraining,
-                 "ForNextSentencePrediction": BertForNextSentencePrediction,
-                 "ForSequenceClassification": BertForSequenceClassification},
-                encoder=True))
 
 
 def architecture(name: str) -> Architecture:
