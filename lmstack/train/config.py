@@ -180,8 +180,10 @@ def model_config_class(architecture: str):
 
 def check_model_config(cfg: TrainConfig, source: str) -> None:
     """model.config keys must be fields of the architecture's config dataclass."""
-    cls = model_config_class(cfg.model.architecture)
-    known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    from lmstack.models.registry import architecture
+
+    family = architecture(cfg.model.architecture).family
+    known = {f.name for f in dataclasses.fields(family.config_class)} - {"extra"}
     for key in cfg.model.config:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'model.config.{key}' for "
@@ -189,10 +191,11 @@ def check_model_config(cfg: TrainConfig, source: str) -> None:
     if cfg.model.init_from is None and not cfg.model.config:
         raise ConfigError(f"{source}: 'model.config' (HF config fields) or 'model.init_from' "
                           "is required")
-    if cfg.objective.name == "causal_lm" and cfg.model.architecture.startswith("Bert"):
+    encoder = family.encoder  # BERT: masked objectives only
+    if cfg.objective.name == "causal_lm" and encoder:
         raise ConfigError(f"{source}: bad value for 'objective.name': causal_lm needs a decoder; "
                           "BERT trains with mlm or mlm_nsp")
-    if cfg.objective.name != "causal_lm" and not cfg.model.architecture.startswith("Bert"):
+    if cfg.objective.name != "causal_lm" and not encoder:
         raise ConfigError(f"{source}: bad value for 'objective.name': {cfg.objective.name} "
                           "needs a BertFor... architecture")
     if cfg.objective.name == "mlm_nsp" and cfg.model.architecture != "BertForPreTraining":
