@@ -134,7 +134,7 @@ def describe_error(err: ValidationError) -> str:
     if e["type"] == "missing":
         return f"missing required key '{key}'"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"bad value for '{key}': {e['msg']}{more}"
+    return f"bad value for '{key}': {e['msg'].removeprefix('Value error, ')}{more}"
 
 
 def parse_config(raw: Any, source: str = "config") -> TrainConfig:
