@@ -163,7 +163,8 @@ def train(
     try:  # train_from_config prints the summary (from rank 0 only under torchrun)
         train_from_config(cfg, resume=resume, console=console)
     except TrainingInterrupted as e:  # Ctrl-C: say where things stand; 130 as for SIGINT
-        err_console.print(str(e), highlight=False, soft_wrap=True)
+        if e.is_main:
+            err_console.print(str(e), highlight=False, soft_wrap=True)
         sys.exit(130)  # not typer.Exit: click returns that code instead of exiting with it
 
 

@@ -56,8 +56,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 class TrainingInterrupted(Exception):
     """Ctrl-C during `fit`: where training stands, as one line the CLI prints."""
 
-    def __init__(self, step: int, checkpoint: Path | None):
-        self.step, self.checkpoint = step, checkpoint
+    def __init__(self, step: int, checkpoint: Path | None, is_main: bool = True):
+        # is_main: under torchrun every rank raises this; rank 0 alone should say so.
+        self.step, self.checkpoint, self.is_main = step, checkpoint, is_main
         where = (f"last checkpoint {checkpoint.name}; continue with --resume" if checkpoint
                  else "no checkpoint written yet, so a new run starts from the beginning")
         super().__init__(f"interrupted at step {step}; {where}")
@@ -382,8 +383,8 @@ class Trainer:
             self._loop(budget)
         except KeyboardInterrupt:
             self._plot()  # the curve of what was trained is worth keeping
-            raise TrainingInterrupted(
-                self.step, ckpt.latest_checkpoint(self.out_dir / "checkpoints")) from None
+            raise TrainingInterrupted(self.step, ckpt.latest_checkpoint(
+                self.out_dir / "checkpoints"), self.dist.is_main) from None
         self._plot()
         return {"step": self.step, "tokens_seen": self.tokens_seen,
                 "elapsed": self._spent(), **self.last_val}
