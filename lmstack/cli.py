@@ -208,7 +208,7 @@ def train(
     """Train a model as a YAML config says (under torchrun: DDP/FSDP across processes)."""
     import yaml
 
-    from lmstack.train import load_config, train_from_config
+    from lmstack.train import TrainingInterrupted, load_config, train_from_config
 
     overrides = {}
     for item in set_ or []:
@@ -217,11 +217,12 @@ def train(
             raise UserError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
     cfg = load_config(config, overrides)
-    summary = train_from_config(cfg, resume=resume, console=console)
-    if "val_loss" in summary:
-        console.print(f"val loss {summary['val_loss']:.4f} (ppl {summary['val_ppl']:.2f}) "
-                      f"after {summary['step']} steps")
-    console.print(f"[bold green]checkpoints:[/] {cfg.training.out_dir / 'checkpoints'}")
+    try:  # train_from_config prints the summary (from rank 0 only under torchrun)
+        train_from_config(cfg, resume=resume, console=console)
+    except TrainingInterrupted as e:  # Ctrl-C: say where things stand; 130 as for SIGINT
+        if e.is_main:
+            err_console.print(str(e), highlight=False, soft_wrap=True)
+        sys.exit(130)  # not typer.Exit: click returns that code instead of exiting with it
 
 
 @eval_app.command("ppl")

@@ -12,10 +12,12 @@ from lmstack.models.bert import (
 from lmstack.models.gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
 from lmstack.models.hub import ModelLoadError, load_config, load_model, save_model
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM, LlamaModel
+from lmstack.models.registry import ARCHITECTURES, Architecture, Family, UnknownArchitecture
 
 __all__ = [
-    "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
-    "BertForSequenceClassification", "BertModel", "GPT2Config", "GPT2LMHeadModel", "GPT2Model",
-    "LlamaConfig", "LlamaForCausalLM", "LlamaModel", "ModelLoadError", "load_config",
+    "ARCHITECTURES", "Architecture", "BertConfig", "BertForMaskedLM",
+    "BertForNextSentencePrediction", "BertForPreTraining", "BertForSequenceClassification",
+    "BertModel", "Family", "GPT2Config", "GPT2LMHeadModel", "GPT2Model", "LlamaConfig",
+    "LlamaForCausalLM", "LlamaModel", "ModelLoadError", "UnknownArchitecture", "load_config",
     "load_model", "mean_pool", "save_model",
 ]

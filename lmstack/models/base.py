@@ -20,10 +20,6 @@ class PretrainedModel(nn.Module):
     # Prefix of the backbone inside task models ("model", "transformer", "bert"), so a bare
     # backbone checkpoint loads into a model with a head and the other way round.
     base_model_prefix: ClassVar[str] = ""
-    # Linear weights stored as [in, out] in the HF checkpoint (GPT-2's Conv1D).
-    transposed_weights: ClassVar[tuple[str, ...]] = ()
-    # Keys some checkpoints carry that hold no parameters of ours (e.g. old causal-mask buffers).
-    ignored_keys: ClassVar[tuple[str, ...]] = ()
 
     config: ModelConfig
     gradient_checkpointing: bool = False

@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
+from lmstack.models.registry import Family, register
 from lmstack.nn.attention import attend, build_attention_mask
 from lmstack.nn.feedforward import activation
 from lmstack.nn.norms import LayerNorm
@@ -38,9 +39,6 @@ class BertConfig(ModelConfig):
     initializer_range: float = 0.02
     id2label: dict | None = None
     label2id: dict | None = None
-
-    def __post_init__(self):
-        self.architectures = self.architectures or ["BertModel"]
 
     @property
     def num_labels(self) -> int:
@@ -283,3 +281,11 @@ class BertForSequenceClassification(_BertWithHeads):
         """Class logits [B, num_labels] from the pooled [CLS] vector."""
         _, pooled = self.bert(input_ids, attention_mask, token_type_ids)
         return self.classifier(self.dropout(pooled))
+
+
+register(Family(BertConfig, {"bert": "Bert"},
+                {"Model": BertModel, "ForMaskedLM": BertForMaskedLM,
+                 "ForPreTraining": BertForPreTraining,
+                 "ForNextSentencePrediction": BertForNextSentencePrediction,
+                 "ForSequenceClassification": BertForSequenceClassification},
+                encoder=True))  # sentence vectors, served on /v1/embeddings

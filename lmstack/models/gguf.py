@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmstack.models import registry
 from lmstack.models.gguf_quants import QuantTypeError, dequantize
 from lmstack.models.hub import DTYPES, ModelLoadError
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
@@ -216,8 +217,12 @@ def model_from_gguf(reader, meta: dict[str, Any], dtype=None, device=None) -> Ll
     divisors = dequantize(tensors[ROPE_FREQS].data, int(tensors[ROPE_FREQS].tensor_type),
                           (int(tensors[ROPE_FREQS].n_elements),)) if ROPE_FREQS in tensors else None
     config = config_from_metadata(meta, set(tensors), divisors)
-    with torch.device("meta"):  # no time spent on a random init the weights overwrite
-        model = LlamaForCausalLM(config)
+    # The registry names the class of the file's model_type (llama -> LlamaForCausalLM, qwen2
+    # -> Qwen2ForCausalLM: one class); meta device: no time on a random init the weights replace.
+    arch = registry.for_model_type(config.model_type, "ForCausalLM")
+    with torch.device("meta"):
+        model = arch.build(config)
+    config.architectures = [arch.name]
     state = state_dict_from_gguf(reader, config)
     own = model.state_dict()
     expected = set(own) - set(model.tied_weights())

@@ -1,7 +1,8 @@
 """GPT-2: a decoder-only Transformer with learned positions, pre-LayerNorm and a GELU MLP.
 
 Follows Radford et al. 2019 and matches transformers' GPT2LMHeadModel weight names. HF stores
-GPT-2's projections as Conv1D ([in, out]); we use nn.Linear and transpose at load/save time.
+GPT-2's projections as Conv1D ([in, out]); we use nn.Linear, and GPT-2's entry in
+models/registry.py names the weights hub.py transposes at load/save time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
+from lmstack.models.registry import Family, register
 from lmstack.nn.attention import attend
 from lmstack.nn.feedforward import GeluMLP
 from lmstack.nn.norms import LayerNorm
@@ -32,9 +34,6 @@ class GPT2Config(ModelConfig):
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
-
-    def __post_init__(self):
-        self.architectures = self.architectures or ["GPT2LMHeadModel"]
 
     # Uniform names so engines and trainers need not know each family's spelling.
     @property
@@ -108,6 +107,7 @@ class GPT2Model(PretrainedModel):
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_epsilon)
+        self.init_weights()
 
     def forward(
         self,
@@ -136,10 +136,6 @@ class GPT2Model(PretrainedModel):
 class GPT2LMHeadModel(PretrainedModel):
     config_class = GPT2Config
     base_model_prefix = "transformer"
-    transposed_weights = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
-                          "mlp.c_proj.weight")
-    # Older GPT-2 checkpoints store the causal mask as buffers; we build masks on the fly.
-    ignored_keys = ("attn.bias", "attn.masked_bias")
 
     def __init__(self, config: GPT2Config):
         super().__init__()
@@ -166,3 +162,12 @@ class GPT2LMHeadModel(PretrainedModel):
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)
+
+
+register(Family(
+    GPT2Config, {"gpt2": "GPT2"}, {"LMHeadModel": GPT2LMHeadModel, "Model": GPT2Model},
+    # Conv1D weights, stored [in, out]: every GPT-2 class, backbone included, transposes them.
+    transposed_weights=("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+                        "mlp.c_proj.weight"),
+    # Older GPT-2 checkpoints store the causal mask as buffers; we build masks on the fly.
+    ignored_keys=("attn.bias", "attn.masked_bias")))

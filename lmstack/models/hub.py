@@ -1,8 +1,9 @@
-"""Read and write Hugging Face model folders: config.json plus (sharded) safetensors weights.
+"""Checkpoint I/O for Hugging Face model folders: config.json plus (sharded) safetensors weights.
 
 Our on-disk format *is* HF's, so a folder saved here loads in `transformers` and vice versa.
 Pickle checkpoints (pytorch_model.bin) are read only through torch's `weights_only` loader,
-which refuses arbitrary code.
+which refuses arbitrary code. Which class a folder needs, and its checkpoint quirks, come
+from models/registry.py.
 """
 
 from __future__ import annotations
@@ -10,43 +11,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lmstack.fileio import atomic_write, atomic_write_text
-from lmstack.models.base import PretrainedModel
-from lmstack.models.bert import (
-    BertForMaskedLM,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForSequenceClassification,
-    BertModel,
-)
-from lmstack.models.gpt2 import GPT2LMHeadModel, GPT2Model
-from lmstack.models.llama import LlamaForCausalLM, LlamaModel
+from lmstack.models import registry
 
-ARCHITECTURES: dict[str, type[PretrainedModel]] = {
-    "LlamaForCausalLM": LlamaForCausalLM,
-    "Qwen2ForCausalLM": LlamaForCausalLM,
-    "MistralForCausalLM": LlamaForCausalLM,
-    "LlamaModel": LlamaModel,
-    "Qwen2Model": LlamaModel,
-    "MistralModel": LlamaModel,
-    "GPT2LMHeadModel": GPT2LMHeadModel,
-    "GPT2Model": GPT2Model,
-    "BertModel": BertModel,
-    "BertForMaskedLM": BertForMaskedLM,
-    "BertForPreTraining": BertForPreTraining,
-    "BertForNextSentencePrediction": BertForNextSentencePrediction,
-    "BertForSequenceClassification": BertForSequenceClassification,
-}
-# The architecture used when config.json names none.
-DEFAULT_ARCHITECTURE = {
-    "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM",
-    "gpt2": "GPT2LMHeadModel", "bert": "BertModel",
-}
+if TYPE_CHECKING:  # base.py calls into this module; a runtime import back would be a circle
+    from lmstack.models.base import PretrainedModel
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SAFE_INDEX = "model.safetensors.index.json"
 PICKLE_INDEX = "pytorch_model.bin.index.json"
@@ -72,30 +48,31 @@ def read_config(folder: str | Path) -> dict:
     return config
 
 
-def resolve_architecture(config: dict) -> tuple[str, type[PretrainedModel]]:
-    archs = config.get("architectures") or []
-    for name in archs:
-        if name in ARCHITECTURES:
-            return name, ARCHITECTURES[name]
-    model_type = config.get("model_type")
-    if not archs and model_type in DEFAULT_ARCHITECTURE:
-        name = DEFAULT_ARCHITECTURE[model_type]
-        return name, ARCHITECTURES[name]
-    raise ModelLoadError(
-        f"unknown architecture {archs or model_type!r}; lmstack supports "
-        f"{', '.join(sorted(ARCHITECTURES))}"
-    )
-
-
 def load_config(folder: str | Path, model_class: type[PretrainedModel] | None = None):
-    """(config dataclass, model class) for a folder; the class comes from `architectures`."""
+    """(config dataclass, model class) for a folder; the class comes from `architectures`
+    through the registry unless `model_class` is given."""
     raw = read_config(folder)
-    if model_class is None:
-        _, model_class = resolve_architecture(raw)
     try:
-        return model_class.config_class.from_dict(raw), model_class
+        if model_class is None:
+            arch = registry.resolve(raw)
+            config, model_class = arch.config_from_dict(raw), arch.model_class
+        else:
+            config = model_class.config_class.from_dict(raw)
+    except registry.UnknownArchitecture as e:
+        raise ModelLoadError(str(e)) from None
     except (TypeError, ValueError) as e:
         raise ModelLoadError(f"{Path(folder) / 'config.json'}: {e}") from None
+    return config, model_class
+
+
+def _inside(folder: Path, name: str, named_by: Path) -> Path:
+    """folder/name resolved, refusing a name or symlink that leads outside the model folder
+    (a downloaded folder must not make us read, say, a file of the user's home)."""
+    real = (folder / name).resolve()
+    if folder.resolve() not in real.parents:
+        shown = name if named_by.name != name else real
+        raise ModelLoadError(f"{named_by} points outside its folder ({shown}); refusing")
+    return real
 
 
 def _load_shard(path: Path) -> dict[str, torch.Tensor]:
@@ -111,11 +88,11 @@ def _load_shard(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # noqa: BLE001 - any failure means we refuse the pickle
         raise ModelLoadError(
             f"refusing {path}: it is a pickle that torch's weights_only loader rejects "
-            f"({_unpickling_reason(e)}); convert it to safetensors with a tool you trust"
+            f"({unpickling_reason(e)}); convert it to safetensors with a tool you trust"
         ) from None
 
 
-def _unpickling_reason(error: Exception) -> str:
+def unpickling_reason(error: Exception) -> str:
     """The one useful sentence of torch's multi-paragraph weights_only error, which also
     suggests retrying with weights_only=False: advice we must not pass on."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
@@ -141,16 +118,14 @@ def load_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
                 ) from None
             state: dict[str, torch.Tensor] = {}
             for shard in sorted(set(weight_map.values())):
-                shard_path = (folder / shard).resolve()
-                if folder.resolve() not in shard_path.parents:
-                    raise ModelLoadError(f"{index} points outside its folder ({shard}); refusing")
+                shard_path = _inside(folder, shard, index)
                 if not shard_path.is_file():
                     raise ModelLoadError(f"{index} lists {shard}, which is missing; re-download it")
                 state.update(_load_shard(shard_path))
             return state
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
-            return _load_shard(folder / name)
+            return _load_shard(_inside(folder, name, folder / name))
     raise ModelLoadError(
         f"{folder} has no weights (model.safetensors, {SAFE_INDEX} or pytorch_model.bin)"
     )
@@ -162,8 +137,9 @@ def _align_keys(
     """Rename checkpoint keys onto ours: drop ignored keys, add or strip the backbone prefix,
     and transpose Conv1D weights. Also says whether the checkpoint was a bare backbone."""
     ours = set(model.state_dict())
+    family = registry.family_of(model)  # quirks hold for every head of the family
     state = {k: v for k, v in state.items()
-             if not any(("." + k).endswith("." + s) for s in model.ignored_keys)}
+             if not any(("." + k).endswith("." + s) for s in family.ignored_keys)}
     prefix = model.base_model_prefix
     backbone_only = bool(prefix) and not any(k.startswith(prefix + ".") for k in state)
     if backbone_only:
@@ -177,7 +153,7 @@ def _align_keys(
                 state = stripped
                 break
     for k in list(state):
-        if k.endswith(model.transposed_weights) and model.transposed_weights:
+        if family.transposes(k):
             state[k] = state[k].t().contiguous()
     return state, backbone_only
 
@@ -210,6 +186,16 @@ def _check_keys(state: dict, model: PretrainedModel, folder: Path, backbone_only
         )
 
 
+def read_weights_for(model: PretrainedModel, folder: str | Path) -> dict[str, torch.Tensor]:
+    """A folder's tensors under `model`'s own key names and layouts, checked against its shapes:
+    what `model.load_state_dict(..., strict=False)` takes (tied copies and a new head omitted)."""
+    folder = Path(folder)
+    state, backbone_only = _align_keys(load_state_dict(folder), model)
+    _check_keys(state, model, folder, backbone_only)
+    own = model.state_dict()
+    return {k: v for k, v in state.items() if k in own}
+
+
 def load_model(
     folder: str | Path,
     dtype: torch.dtype | str | None = None,
@@ -228,10 +214,7 @@ def load_model(
     dtype = dtype or DTYPES.get(str(config.torch_dtype), torch.float32)
     with torch.device("meta"):
         model = model_class(config)
-    state, backbone_only = _align_keys(load_state_dict(folder), model)
-    _check_keys(state, model, folder, backbone_only)
-    own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own}
+    state = read_weights_for(model, folder)
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()  # re-point tied parameters at the loaded (no longer meta) tensors
     # Head weights absent from a backbone-only checkpoint (rare: starting a fine-tune) take
@@ -255,12 +238,9 @@ def save_model(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tied = model.tied_weights()
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if k not in tied}
-    state = {
-        k: (v.t() if model.transposed_weights and k.endswith(model.transposed_weights) else v)
-        .contiguous()
-        for k, v in state.items()
-    }
+    family = registry.family_of(model)
+    state = {k: (v.detach().cpu().t() if family.transposes(k) else v.detach().cpu()).contiguous()
+             for k, v in model.state_dict().items() if k not in tied}
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for k, v in state.items():
@@ -271,28 +251,37 @@ def save_model(
         shards[-1][k] = v
         size += nbytes
     meta = {"format": "pt"}
+    written = {"config.json"}
     if len(shards) == 1:
         atomic_write(folder / "model.safetensors", lambda p: save_file(shards[0], p, meta))
+        written.add("model.safetensors")
     else:
         n = len(shards)
-        weight_map = {}
+        weight_map: dict[str, str] = {}
         for i, shard in enumerate(shards, 1):
             name = f"model-{i:05d}-of-{n:05d}.safetensors"
             atomic_write(folder / name, lambda p, s=shard: save_file(s, p, meta))
             weight_map.update(dict.fromkeys(shard, name))
+            written.add(name)
         total = sum(v.numel() * v.element_size() for v in state.values())
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         atomic_write_text(folder / SAFE_INDEX, json.dumps(index, indent=2))
+        written.add(SAFE_INDEX)
     config = model.config
     config.torch_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     cfg = config.to_dict()
-    cfg["architectures"] = [_architecture_name(model)]
+    cfg["architectures"] = [registry.name_of(model)]
     atomic_write_text(folder / "config.json", json.dumps(cfg, indent=2, sort_keys=True))
+    _remove_stale_weights(folder, written)
 
 
-def _architecture_name(model: PretrainedModel) -> str:
-    name = type(model).__name__
-    model_type = model.config.model_type
-    if name.startswith("Llama") and model_type != "llama":
-        return name.replace("Llama", {"qwen2": "Qwen2", "mistral": "Mistral"}[model_type])
-    return name
+def _remove_stale_weights(folder: Path, written: set[str]) -> None:
+    """Delete weights an earlier save left that the new ones do not replace: an old index
+    would win over the new model.safetensors when loading, and old shards are dead bytes.
+    Runs after the new files are complete, so a crash never leaves a folder without weights."""
+    stale = [folder / SAFE_INDEX, folder / PICKLE_INDEX, folder / "model.safetensors",
+             folder / "pytorch_model.bin", *folder.glob("model-*-of-*.safetensors"),
+             *folder.glob("pytorch_model-*-of-*.bin")]
+    for path in stale:
+        if path.name not in written and (path.is_file() or path.is_symlink()):
+            path.unlink()

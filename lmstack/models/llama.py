@@ -14,17 +14,15 @@ from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
+from lmstack.models.registry import Family, register
 from lmstack.nn.attention import GroupedQueryAttention
 from lmstack.nn.feedforward import SwiGLU
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
 from lmstack.nn.step_context import StepContext, resolve_step
 
-ARCHITECTURE_OF = {
-    "llama": "LlamaForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "mistral": "MistralForCausalLM",
-}
+# The config.json model_types this one class implements, and the prefix of their HF names.
+NAME_PREFIXES = {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral"}
 
 
 @dataclass
@@ -50,11 +48,10 @@ class LlamaConfig(ModelConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self):
-        if self.model_type not in ARCHITECTURE_OF:
+        if self.model_type not in NAME_PREFIXES:
             raise ValueError(f"model_type {self.model_type!r} is not a Llama-family type")
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
-        self.architectures = self.architectures or [ARCHITECTURE_OF[self.model_type]]
 
     @classmethod
     def _normalise(cls, d: dict[str, Any]) -> None:
@@ -114,6 +111,7 @@ class LlamaModel(PretrainedModel):
         )
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+        self.init_weights()
 
     def forward(
         self,
@@ -175,3 +173,6 @@ class LlamaForCausalLM(PretrainedModel):
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)
+
+
+register(Family(LlamaConfig, NAME_PREFIXES, {"ForCausalLM": LlamaForCausalLM, "Model": LlamaModel}))

@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Architectures that produce sentence vectors rather than text; they serve /v1/embeddings.
-ENCODER_ARCHITECTURES = {"BertModel", "BertForMaskedLM", "BertForPreTraining",
-                         "BertForNextSentencePrediction", "BertForSequenceClassification"}
-
 
 @dataclass
 class ModelEntry:
@@ -131,6 +127,7 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     (max_num_seqs, max_model_len, num_blocks, ...).
     """
     from lmstack.models import BertModel, load_model
+    from lmstack.models.registry import is_encoder
     from lmstack.tokenizer import Tokenizer
 
     folder = Path(path)
@@ -140,7 +137,7 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     name = name or folder.resolve().name
     architecture = _architecture(folder)  # first: a broken config.json is the error to report
     tokenizer = tokenizer or Tokenizer.from_folder(folder)
-    if architecture in ENCODER_ARCHITECTURES:
+    if is_encoder(architecture):  # sentence vectors, not text: served on /v1/embeddings
         encoder = load_model(folder, dtype=dtype, model_class=BertModel)
         return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
     from lmstack.engine import Engine

@@ -52,9 +52,11 @@ class Tokenizer:
     def __init__(self, backend: Backend, config: TokenizerConfig | None = None) -> None:
         self.backend = backend
         self.config = config if config is not None else TokenizerConfig()
-        # encode_batch with padding/truncation reconfigures the shared backend; the lock keeps a
-        # concurrent plain encode from seeing another call's padding.
+        # Padding and truncation are settings *of* a tokenizers backend, not arguments of its
+        # encode. Calls that need them use a private copy (`_shaper`) under this lock, so the
+        # shared backend is never reconfigured and plain encodes run concurrently, lock-free.
         self._lock = threading.Lock()
+        self._shaper: Backend | None = None
         # A tokenizer.json may bake in padding/truncation (all-MiniLM pads to 128); here, as in
         # transformers, those are per-call choices, so the resting state is "neither".
         self.backend.no_truncation()
@@ -139,8 +141,7 @@ class Tokenizer:
         }
         # add_bos/eos are already baked into tokenizer.json's post-processor.
         config = replace(self.config, added_tokens=added, add_bos_token=None, add_eos_token=None)
-        with self._lock:
-            backend_json = self.backend.to_str(pretty=True)
+        backend_json = self.backend.to_str(pretty=True)
         # A crash mid-save must never leave a half-written tokenizer.json behind.
         atomic_write_text(folder / TOKENIZER_FILE, backend_json)
         config_json = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -220,8 +221,7 @@ class Tokenizer:
     def _wrapping_of_empty_text(self) -> list[int]:
         # Asking the post-processor itself makes add_bos/eos_token true for any folder that adds
         # them (a Llama tokenizer.json included), whatever the config says.
-        with self._lock:
-            return self.backend.encode("", add_special_tokens=True).ids
+        return self.backend.encode("", add_special_tokens=True).ids
 
     @property
     def add_bos_token(self) -> bool:
@@ -237,6 +237,7 @@ class Tokenizer:
         """Wrap every encoded text in [bos] ... [eos] (either optional), like Llama's flags."""
         with self._lock:
             self._install_bos_eos_template(add_bos, add_eos)
+            self._shaper = None  # copied again, with the new template, when next needed
 
     # ----------------------------------------------------------------- vocabulary
     @property
@@ -259,8 +260,7 @@ class Tokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The token strings of `text`, without special tokens."""
-        with self._lock:
-            return self.backend.encode(text, add_special_tokens=False).tokens
+        return self.backend.encode(text, add_special_tokens=False).tokens
 
     # ----------------------------------------------------------------- encode / decode
     def encode(
@@ -271,8 +271,7 @@ class Tokenizer:
             raise TokenizerError(
                 f"encode takes one string, got {type(text).__name__}; use encode_batch for a list."
             )
-        with self._lock:
-            return self.backend.encode(text, text_pair, add_special_tokens=add_special_tokens).ids
+        return self.backend.encode(text, text_pair, add_special_tokens=add_special_tokens).ids
 
     def encode_batch(
         self, texts: Sequence[str], add_special_tokens: bool = True
@@ -280,10 +279,7 @@ class Tokenizer:
         """Token ids of many texts, encoded in parallel by the Rust backend; no padding."""
         if isinstance(texts, str):
             raise TokenizerError("encode_batch takes a list of strings; use encode for one string.")
-        with self._lock:
-            encodings = self.backend.encode_batch(
-                list(texts), add_special_tokens=add_special_tokens
-            )
+        encodings = self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         return [e.ids for e in encodings]
 
     def decode(
@@ -354,25 +350,29 @@ class Tokenizer:
         if side not in ("left", "right"):
             raise TokenizerError(f"padding_side must be 'left' or 'right', not {side!r}.")
 
-        with self._lock:
-            try:
-                if truncate:
-                    self.backend.enable_truncation(
-                        max_length, strategy=truncate, direction=self.config.truncation_side
-                    )
-                if pad:
-                    self.backend.enable_padding(
-                        direction=side,
-                        pad_id=self.pad_token_id,
-                        pad_type_id=0,
-                        pad_token=self.pad_token,
-                        length=max_length if pad == "max_length" else None,
-                        pad_to_multiple_of=pad_to_multiple_of,
-                    )
-                encodings = self.backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
-            finally:
-                self.backend.no_truncation()
-                self.backend.no_padding()
+        if not (pad or truncate):
+            encodings = self.backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        else:
+            with self._lock:
+                shaper = self._shaping_backend()
+                try:
+                    if truncate:
+                        shaper.enable_truncation(
+                            max_length, strategy=truncate, direction=self.config.truncation_side
+                        )
+                    if pad:
+                        shaper.enable_padding(
+                            direction=side,
+                            pad_id=self.pad_token_id,
+                            pad_type_id=0,
+                            pad_token=self.pad_token,
+                            length=max_length if pad == "max_length" else None,
+                            pad_to_multiple_of=pad_to_multiple_of,
+                        )
+                    encodings = shaper.encode_batch(inputs, add_special_tokens=add_special_tokens)
+                finally:
+                    shaper.no_truncation()
+                    shaper.no_padding()
 
         names = self.config.model_input_names
         want_types = (
@@ -393,6 +393,14 @@ class Tokenizer:
         if return_tensors is not None:
             return {key: to_tensor(rows, return_tensors) for key, rows in out.items()}
         return out if batched else {key: rows[0] for key, rows in out.items()}
+
+    def _shaping_backend(self) -> Backend:
+        """The private copy of the backend that padded or truncated calls configure (held
+        under `_lock`); made on first use, after from_folder has finished setting it up."""
+        if self._shaper is None:
+            self._shaper = Backend.from_str(self.backend.to_str())
+            self._shaper.encode_special_tokens = self.backend.encode_special_tokens
+        return self._shaper
 
     # ----------------------------------------------------------------- chat
     def apply_chat_template(

@@ -18,8 +18,17 @@ import numpy as np
 import torch
 
 STATE_FILE = "trainer_state.pt"
+STATE_KEYS = ("step", "tokens_seen", "optimizer", "scheduler", "sampler", "rng", "world_size")
 SUMMARY_FILE = "trainer_state.json"
 PREFIX = "step-"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message is one line naming it and the fix."""
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint whose files are unreadable (truncated, corrupted, or hostile)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -105,11 +114,40 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def load_state(folder: str | Path) -> dict[str, Any]:
-    """The trainer state of a checkpoint, through torch's weights_only (no-pickle-code) loader."""
+    """The trainer state of a checkpoint, through torch's weights_only (no-pickle-code) loader;
+    DamagedCheckpoint when the file is unreadable or holds anything else."""
+    from lmstack.models.hub import unpickling_reason
+
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no {STATE_FILE}; is it a training checkpoint?")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupted or a hostile pickle: all refused
+        raise DamagedCheckpoint(f"{path} is damaged or not a trainer state "
+                                f"({unpickling_reason(e)}); resume from another checkpoint "
+                                "or start fresh") from None
+    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+        raise DamagedCheckpoint(f"{path} does not hold a trainer state (expected the keys "
+                                f"{', '.join(STATE_KEYS)}); resume from another checkpoint")
+    return state
+
+
+def check_same_model(folder: Path, state: dict[str, Any], model: dict[str, Any]) -> None:
+    """Refuse to resume into a changed model section (as dumped from TrainConfig.model) with
+    one line naming what changed, instead of a wall of shape mismatches later."""
+    then = (state.get("config") or {}).get("model") or model
+    changes = []
+    if then.get("architecture") != model["architecture"]:
+        changes.append(f"model.architecture {then.get('architecture')} -> {model['architecture']}")
+    before, after = then.get("config") or {}, model["config"]
+    changes += [f"model.config.{k} {before.get(k)} -> {after.get(k)}"
+                for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if changes:
+        raise CheckpointError(
+            f"checkpoint {folder.name} was written for a different model config "
+            f"({'; '.join(changes)}); resume with the config it was trained with, or train "
+            "into a new training.out_dir")
 
 
 def clean_temporaries(root: str | Path) -> None:

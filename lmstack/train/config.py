@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -23,16 +30,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-                 "GPT2LMHeadModel", "BertForMaskedLM", "BertForPreTraining")
+# The heads an objective here can train; the names themselves live in models/registry.py.
+TRAINABLE_HEADS = ("ForCausalLM", "LMHeadModel", "ForMaskedLM", "ForPreTraining")
+
+
+def trainable_architectures() -> list[str]:
+    from lmstack.models.registry import ARCHITECTURES
+
+    return sorted(n for n in ARCHITECTURES if n.endswith(TRAINABLE_HEADS))
 
 
 class ModelSection(_Section):
-    architecture: Literal[ARCHITECTURES] = "LlamaForCausalLM"  # type: ignore[valid-type]
+    architecture: str = "LlamaForCausalLM"
     init_from: Path | None = None  # an HF folder to continue from instead of random weights
     config: dict[str, Any] = Field(default_factory=dict)  # HF config.json fields
     gradient_checkpointing: bool = False
     compile: bool = False
+
+    @field_validator("architecture")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in trainable_architectures():
+            raise ValueError(f"{name!r} is not a trainable architecture; use one of "
+                             f"{', '.join(trainable_architectures())}")
+        return name
 
 
 class DataSection(_Section):
@@ -113,7 +134,7 @@ def describe_error(err: ValidationError) -> str:
     if e["type"] == "missing":
         return f"missing required key '{key}'"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"bad value for '{key}': {e['msg']}{more}"
+    return f"bad value for '{key}': {e['msg'].removeprefix('Value error, ')}{more}"
 
 
 def parse_config(raw: Any, source: str = "config") -> TrainConfig:
@@ -152,19 +173,17 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
 
 def model_config_class(architecture: str):
-    from lmstack.models import BertConfig, GPT2Config, LlamaConfig
+    from lmstack.models.registry import architecture as lookup
 
-    if architecture.startswith("Bert"):
-        return BertConfig
-    if architecture.startswith("GPT2"):
-        return GPT2Config
-    return LlamaConfig
+    return lookup(architecture).family.config_class
 
 
 def check_model_config(cfg: TrainConfig, source: str) -> None:
     """model.config keys must be fields of the architecture's config dataclass."""
-    cls = model_config_class(cfg.model.architecture)
-    known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    from lmstack.models.registry import architecture
+
+    family = architecture(cfg.model.architecture).family
+    known = {f.name for f in dataclasses.fields(family.config_class)} - {"extra"}
     for key in cfg.model.config:
         if key not in known:
             raise ConfigError(f"{source}: unknown key 'model.config.{key}' for "
@@ -172,10 +191,11 @@ def check_model_config(cfg: TrainConfig, source: str) -> None:
     if cfg.model.init_from is None and not cfg.model.config:
         raise ConfigError(f"{source}: 'model.config' (HF config fields) or 'model.init_from' "
                           "is required")
-    if cfg.objective.name == "causal_lm" and cfg.model.architecture.startswith("Bert"):
+    encoder = family.encoder  # BERT: masked objectives only
+    if cfg.objective.name == "causal_lm" and encoder:
         raise ConfigError(f"{source}: bad value for 'objective.name': causal_lm needs a decoder; "
                           "BERT trains with mlm or mlm_nsp")
-    if cfg.objective.name != "causal_lm" and not cfg.model.architecture.startswith("Bert"):
+    if cfg.objective.name != "causal_lm" and not encoder:
         raise ConfigError(f"{source}: bad value for 'objective.name': {cfg.objective.name} "
                           "needs a BertFor... architecture")
     if cfg.objective.name == "mlm_nsp" and cfg.model.architecture != "BertForPreTraining":

@@ -12,11 +12,8 @@ from typing import Any
 
 import torch
 
-from lmstack.train.config import ConfigError, TrainConfig, model_config_class
+from lmstack.train.config import ConfigError, TrainConfig
 from lmstack.train.distributed import DistInfo, barrier, init_distributed, shutdown
-
-FAMILY_TYPE = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-               "MistralForCausalLM": "mistral"}
 
 
 def load_tokenizer(cfg: TrainConfig):
@@ -32,7 +29,7 @@ def load_tokenizer(cfg: TrainConfig):
 def build_model(cfg: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     """Random init from model.config (vocab and special ids filled from the tokenizer), or the
     weights of model.init_from."""
-    from lmstack.models import hub
+    from lmstack.models import hub, registry
 
     torch.manual_seed(cfg.training.seed)  # every rank builds identical initial weights
     if cfg.model.init_from is not None:
@@ -42,10 +39,11 @@ def build_model(cfg: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     if fields["vocab_size"] < len(tokenizer):
         raise ConfigError(f"model.config.vocab_size {fields['vocab_size']} is smaller than the "
                           f"tokenizer's {len(tokenizer)} tokens")
-    config_cls = model_config_class(cfg.model.architecture)
+    arch = registry.architecture(cfg.model.architecture)
+    config_cls = arch.family.config_class
     names = {f.name for f in dataclasses.fields(config_cls)}
     if "model_type" in names:
-        fields.setdefault("model_type", FAMILY_TYPE.get(cfg.model.architecture, "llama"))
+        fields.setdefault("model_type", arch.model_type)
     for key in ("eos_token_id", "bos_token_id", "pad_token_id"):
         value = getattr(tokenizer, key, None)
         if value is not None:
@@ -59,7 +57,7 @@ def build_model(cfg: TrainConfig, tokenizer: Any) -> torch.nn.Module:
     if positions is not None and positions < cfg.data.seq_len:
         raise ConfigError(f"data.seq_len {cfg.data.seq_len} exceeds the model's "
                           f"max_position_embeddings {positions}")
-    return hub.ARCHITECTURES[cfg.model.architecture](config).train()
+    return arch.build(config).train()
 
 
 def prepare_data(cfg: TrainConfig, tokenizer: Any, dist: DistInfo) -> Path:
@@ -137,15 +135,23 @@ def train_from_config(cfg: TrainConfig, resume: bool = False, console: Any = Non
         if cfg.training.threads:
             torch.set_num_threads(cfg.training.threads)
         trainer = build_trainer(cfg, dist, console)
-        if resume and not trainer.resume() and dist.is_main and console is not None:
-            console.print(f"no checkpoint under {cfg.training.out_dir}; starting fresh")
-        if dist.is_main and console is not None:
-            n = trainer.raw_model.num_parameters()
-            console.print(f"{cfg.model.architecture}: {n / 1e6:.2f}M parameters, "
-                          f"{len(trainer.train_data):,} training sequences of {cfg.data.seq_len}, "
-                          f"{dist.world_size} process(es), {trainer.precision}")
+        say = console.print if dist.is_main and console is not None else lambda *a, **k: None
+        if resume:
+            if trainer.resume():
+                say(f"resumed from {trainer.resumed_from} (step {trainer.step})", soft_wrap=True)
+            else:
+                say(f"no checkpoint under {cfg.training.out_dir}; starting fresh")
+        n = trainer.raw_model.num_parameters()
+        say(f"{cfg.model.architecture}: {n / 1e6:.2f}M parameters, "
+            f"{len(trainer.train_data):,} training sequences of {cfg.data.seq_len}, "
+            f"{dist.world_size} process(es), {trainer.precision}")
         summary = trainer.fit()
-        summary["parameters"] = trainer.raw_model.num_parameters()
+        summary["parameters"] = n
+        # Once, from rank 0: under torchrun every process returns here.
+        if "val_loss" in summary:
+            say(f"val loss {summary['val_loss']:.4f} (ppl {summary['val_ppl']:.2f}) "
+                f"after {summary['step']} steps")
+        say(f"[bold green]checkpoints:[/] {cfg.training.out_dir / 'checkpoints'}")
         return summary
     finally:
         shutdown(dist)

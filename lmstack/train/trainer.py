@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,8 +25,20 @@ from lmstack.train.metrics import MetricsLog, plot_loss_curve
 from lmstack.train.objectives import Objective
 from lmstack.train.optim import WarmupCosine, build_optimizer
 from lmstack.train.precision import resolve_precision
+from lmstack.train.progress import Progress
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during `fit`: where training stands, as one line the CLI prints."""
+
+    def __init__(self, step: int, checkpoint: Path | None, is_main: bool = True):
+        # is_main: under torchrun every rank raises this; rank 0 alone should say so.
+        self.step, self.checkpoint, self.is_main = step, checkpoint, is_main
+        where = (f"last checkpoint {checkpoint.name}; continue with --resume" if checkpoint
+                 else "no checkpoint written yet, so a new run starts from the beginning")
+        super().__init__(f"interrupted at step {step}; {where}")
 
 
 class Trainer:
@@ -72,6 +85,7 @@ class Trainer:
         self.log = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.dist.is_main)
         self.console = console
         self.last_val: dict[str, float] = {}
+        self.resumed_from: Path | None = None
 
     # ------------------------------------------------------------------ one optimizer step
     def autocast(self):
@@ -171,9 +185,19 @@ class Trainer:
             for k, (s, c) in terms.items():
                 acc = sums.setdefault(k, torch.zeros(2, device=self.device))
                 acc += torch.stack([s.float(), c.float()])
-        for v in sums.values():
-            all_reduce_sum(v, self.dist)
-        out = {f"val_loss_{k}": float(v[0] / v[1].clamp(min=1)) for k, v in sums.items()}
+        names = sorted(sums)
+        if self.dist.enabled:
+            # A rank can draw no validation batch at all; it must still join the same
+            # all_reduce as the others, so agree on the term names first.
+            every: list[Any] = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(every, names)
+            names = sorted(set().union(*every))
+        if not names:
+            return {}
+        zero = torch.zeros(2, device=self.device)
+        totals = all_reduce_sum(torch.stack([sums.get(k, zero) for k in names]), self.dist)
+        out = {f"val_loss_{k}": float(v[0] / v[1].clamp(min=1))
+               for k, v in zip(names, totals, strict=True)}
         out["val_loss"] = sum(out.values())
         out["val_ppl"] = math.exp(min(out.get("val_loss_lm", out["val_loss"]), 50.0))
         return out
@@ -241,22 +265,44 @@ class Trainer:
         return path
 
     def resume(self, folder: str | Path | None = None) -> bool:
-        """Load model, optimizer, schedule, sampler and RNG state; False if nothing to resume."""
+        """Load model, optimizer, schedule, sampler and RNG state; False if nothing to resume.
+
+        Without `folder`, the newest checkpoint under out_dir; if its files are damaged, the
+        one before (saying so), since a crash or a full disk can spoil the last save.
+        """
         root = self.out_dir / "checkpoints"
         ckpt.clean_temporaries(root) if self.dist.is_main else None
-        folder = Path(folder) if folder else ckpt.latest_checkpoint(root)
-        if folder is None:
+        candidates = [Path(folder)] if folder else ckpt.list_checkpoints(root)[::-1]
+        if not candidates:
             return False
-        from lmstack.models.hub import load_state_dict as read_weights
+        damaged: list[ckpt.DamagedCheckpoint] = []
+        for candidate in candidates:
+            try:
+                self._resume_from(candidate)
+            except ckpt.DamagedCheckpoint as e:
+                if folder:
+                    raise
+                damaged.append(e)
+                continue
+            if damaged:
+                self._warn(f"{len(damaged)} newer checkpoint(s) damaged ({damaged[0]}); "
+                           f"resumed from the previous complete one, {candidate.name}")
+            self.resumed_from = candidate
+            return True
+        raise damaged[0]
+
+    def _resume_from(self, folder: Path) -> None:
+        from lmstack.models.hub import ModelLoadError, read_weights_for
 
         state = ckpt.load_state(folder)
         if state["world_size"] != self.dist.world_size:
             raise ValueError(f"{folder} was written by {state['world_size']} processes, this run "
                              f"has {self.dist.world_size}; exact resume needs the same number")
-        weights = read_weights(folder)
-        for k in list(weights):
-            if self.raw_model.transposed_weights and k.endswith(self.raw_model.transposed_weights):
-                weights[k] = weights[k].t().contiguous()
+        ckpt.check_same_model(folder, state, self.config.model.model_dump(mode="json"))
+        try:  # the hub's loading: key names, GPT-2's transposes and shapes checked as for any folder
+            weights = read_weights_for(self.raw_model, folder)
+        except ModelLoadError as e:
+            raise ckpt.DamagedCheckpoint(str(e)) from None
         if self.config.training.distributed == "fsdp" and self.dist.enabled:
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -267,19 +313,24 @@ class Trainer:
             set_model_state_dict(self.raw_model, weights, options=opts)
             self._load_local_optimizer_shard(state["optimizer"]["per_rank"][self.dist.rank])
         else:
-            missing, _ = self.raw_model.load_state_dict(weights, strict=False)
-            if set(missing) - set(self.raw_model.tied_weights()):
-                raise ValueError(f"{folder} lacks weights {sorted(missing)[:3]}...")
+            self.raw_model.load_state_dict(weights, strict=False)
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
-        self.elapsed_before = state["elapsed"]
+        self.elapsed_before = state.get("elapsed", 0.0)
         rng = state["rng"]
         ckpt.set_rng_state(rng["per_rank"][self.dist.rank] if "per_rank" in rng else rng)
         self.log.truncate_after(self.step)
-        return True
+
+    def _warn(self, text: str) -> None:
+        if not self.dist.is_main:
+            return
+        if self.console is not None:
+            self.console.print(f"[yellow]warning:[/] {text}", highlight=False)
+        else:
+            warnings.warn(text, stacklevel=3)
 
     def _load_local_optimizer_shard(self, shard: dict[str, Any]) -> None:
         """Put a rank's saved optimizer shard back, re-wrapping tensors like its parameters."""
@@ -301,17 +352,39 @@ class Trainer:
         self.max_steps = self.scheduler.total = n
 
     def fit(self) -> dict[str, Any]:
-        """Train until max_steps (or max_minutes); validate, log and checkpoint on schedule."""
+        """Train until max_steps (or max_minutes, counting time trained before a resume);
+        validate, log and checkpoint on schedule. Ctrl-C raises TrainingInterrupted."""
         t = self.config.training
         self._t0 = time.perf_counter()
         budget = t.max_minutes * 60 if t.max_minutes else math.inf
+        try:
+            self._loop(budget)
+        except KeyboardInterrupt:
+            self._plot()  # the curve of what was trained is worth keeping
+            raise TrainingInterrupted(self.step, ckpt.latest_checkpoint(
+                self.out_dir / "checkpoints"), self.dist.is_main) from None
+        self._plot()
+        return {"step": self.step, "tokens_seen": self.tokens_seen,
+                "elapsed": self._spent(), **self.last_val}
+
+    def _spent(self) -> float:
+        return self.elapsed_before + self._elapsed()
+
+    def _plot(self) -> None:
+        if self.dist.is_main and self.log.path.is_file():
+            plot_loss_curve(self.log.path, self.out_dir / "loss.png")
+
+    def _loop(self, budget: float) -> None:
+        t = self.config.training
         window_tokens, window_t0 = 0, time.perf_counter()
-        progress = _Progress(self.dist.is_main and t.progress, self.max_steps, self.step)
+        progress = Progress(self.dist.is_main and t.progress, self.max_steps, self.step)
+        if self._spent() >= budget:  # resumed after the time budget was already used up
+            return
         with progress:
             while self.step < self.max_steps:
                 stats = self.train_step()
                 window_tokens += stats["tokens"]
-                done = self.step >= self.max_steps or self._elapsed() >= budget
+                done = self.step >= self.max_steps or self._spent() >= budget
                 if self.step % t.log_every == 0 or done:
                     now = time.perf_counter()
                     tok_s = window_tokens / max(now - window_t0, 1e-9)
@@ -331,44 +404,3 @@ class Trainer:
                     self.save_checkpoint()
                 if done:
                     break
-        if self.dist.is_main and self.log.path.is_file():
-            plot_loss_curve(self.log.path, self.out_dir / "loss.png")
-        return {"step": self.step, "tokens_seen": self.tokens_seen,
-                "elapsed": self.elapsed_before + self._elapsed(), **self.last_val}
-
-
-class _Progress:
-    """A rich progress bar with loss, tokens/s and ETA on rank 0; silent elsewhere."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.enabled, self.total, self.start = enabled, total, start
-
-    def __enter__(self) -> Self:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("loss {task.fields[loss]}"),
-                                TextColumn("{task.fields[tok_s]} tok/s"), TimeRemainingColumn())
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, completed=self.start,
-                                          loss="-", tok_s="-")
-        return self
-
-    def update(self, step: int, loss: float, tok_s: float) -> None:
-        if self.enabled:
-            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.bar.console.print(text)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()

@@ -75,6 +75,21 @@ def test_transformers_loads_our_sharded_folder(tmp_path):
     assert diff < 1e-4
 
 
+def test_saving_over_an_old_sharded_save_leaves_only_the_new_weights(tmp_path):
+    old, new = tiny_llama(), tiny_llama(rms_norm_eps=1e-5)
+    with torch.no_grad():
+        new.lm_head.weight.add_(1.0)  # differs from `old` in a tensor load_model reads
+    save_model(old, tmp_path, max_shard_bytes=20_000)
+    save_model(new, tmp_path)  # one file this time: the old index must not win
+    assert not (tmp_path / SAFE_INDEX).exists()
+    assert not list(tmp_path.glob("model-*-of-*.safetensors"))
+    assert_same_weights(new, load_model(tmp_path))
+
+    save_model(old, tmp_path, max_shard_bytes=30_000)  # and back: no single file left over
+    assert not (tmp_path / "model.safetensors").exists()
+    assert_same_weights(old, load_model(tmp_path))
+
+
 def test_plain_pickle_state_dict_loads_through_weights_only(tmp_path):
     model = tiny_llama()
     save_model(model, tmp_path)
@@ -195,6 +210,10 @@ def make_broken(kind: str, root: Path) -> Path:
         (root / "stolen.safetensors").write_bytes(b"")  # present, so only escaping is wrong
         index["weight_map"][first] = "../stolen.safetensors"
         (folder / SAFE_INDEX).write_text(json.dumps(index))
+    elif kind == "symlink-outside-folder":  # a folder's weights are a link to another file
+        saved(folder)
+        (folder / "model.safetensors").rename(root / "elsewhere.safetensors")
+        (folder / "model.safetensors").symlink_to(root / "elsewhere.safetensors")
     elif kind == "index-invalid":
         save_model(tiny_llama(), folder, max_shard_bytes=20_000)
         (folder / SAFE_INDEX).write_text('{"metadata": {}}')
@@ -221,6 +240,8 @@ BROKEN = {
     "shape-mismatch": r"disagree: .*shape mismatch: model\.layers\.0\.mlp\.\w+_proj\.weight: "
                       r"checkpoint \(\d+, \d+\) vs config",
     "index-outside-folder": r"points outside its folder \(\.\./stolen\.safetensors\)",
+    "symlink-outside-folder": r"model\.safetensors points outside its folder "
+                              r"\(.*elsewhere\.safetensors\)",
     "index-invalid": r"model\.safetensors\.index\.json .*weight_map",
     "malicious-pickle": r"refusing .*pytorch_model\.bin",
 }

@@ -27,6 +27,7 @@ def test_bad_values_and_model_keys_are_named(tokenizer_dir, shards_dir, tmp_path
         (("training", "precision"), "fp8", "training.precision"),
         (("optimizer", "lr"), -1, "optimizer.lr"),
         (("model", "config"), {"hiden_size": 8}, "model.config.hiden_size"),
+        (("model", "architecture"), "MambaForCausalLM", "model.architecture"),
     ]
     for (section, key), value, expected in cases:
         cfg = tiny_config(tokenizer_dir, shards_dir, tmp_path / "out")

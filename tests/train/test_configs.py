@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import lmstack
-from lmstack.models.hub import ARCHITECTURES
+from lmstack.models.registry import architecture
 from lmstack.train import load_config
 from lmstack.train.config import model_config_class
 
@@ -25,5 +25,5 @@ def test_shipped_configs(name, low, high):
     fields.setdefault("vocab_size", {"gpt2-small": 50257, "llama-45m": 32000}.get(name, 4096))
     config = model_config_class(cfg.model.architecture)(**fields)
     with torch.device("meta"):  # count parameters without allocating them
-        model = ARCHITECTURES[cfg.model.architecture](config)
+        model = architecture(cfg.model.architecture).build(config)
     assert low <= model.num_parameters() <= high
