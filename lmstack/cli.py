@@ -15,10 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lmstack.learn.command import learn
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="lmstack: the LLM stack, from attention to agents.")
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
+app.command(name="learn")(learn)
 console = Console()
 err_console = Console(stderr=True)
 

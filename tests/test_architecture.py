@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"rag", "agent"},                                # talk to a model only through chat/
     {"serve"},                                       # the OpenAI-compatible HTTP service
     {"apps"},                                        # the roadmap's showcase projects
-    {"demo", "cli", "__main__"},                     # the command line and `lmstack demo`
+    {"demo", "learn", "cli", "__main__"},            # the command line, `lmstack demo`/`learn`
 ]
 FLOOR_OF = {unit: level for level, units in enumerate(FLOORS) for unit in units}
 LIGHT = {"chat"}  # importable without torch, so RAG and agents can run against a remote model
