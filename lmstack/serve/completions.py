@@ -44,9 +44,17 @@ def completion_logprobs(entries: list[dict] | None, offset: int) -> dict[str, An
         tokens.append(e["token"])
         offset += len(e["token"])
     return {"tokens": tokens, "token_logprobs": [e["logprob"] for e in entries],
-            "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or []}
-                             for e in entries],
+            "top_logprobs": [top_by_text(e.get("top_logprobs") or []) for e in entries],
             "text_offset": offsets}
+
+
+def top_by_text(top: list[dict]) -> dict[str, float]:
+    """The legacy format keys alternatives by their text, and different ids can share a text
+    (two byte tokens that are each half a character both read "\ufffd"): keep the likeliest."""
+    out: dict[str, float] = {}
+    for t in top:
+        out[t["token"]] = max(out.get(t["token"], t["logprob"]), t["logprob"])
+    return out
 
 
 def encode_prompts(entry: ModelEntry, req: CompletionRequest) -> tuple[list[list[int]], list[str]]:

@@ -172,3 +172,12 @@ def test_embeddings_raw_base64(live):
         "model": "minilm", "input": "This is an example sentence", "encoding_format": "base64"})
     vec = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype="<f4")
     assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
+
+
+def test_legacy_top_logprobs_keep_the_likeliest_of_tokens_sharing_a_text():
+    from lmstack.serve.completions import top_by_text
+
+    # Two byte tokens that are each half a character both decode to U+FFFD.
+    top = [{"token": "\ufffd", "logprob": -1.5}, {"token": "a", "logprob": -1.7},
+           {"token": "\ufffd", "logprob": -2.1}]
+    assert top_by_text(top) == {"\ufffd": -1.5, "a": -1.7}
