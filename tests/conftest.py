@@ -66,3 +66,15 @@ def smollm2_hf(smollm2_path):
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path.parent, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(smollm2_path.parent, dtype=torch.float32, **kwargs)
     return model.eval(), tokenizer
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2):
+    """The shared SmolLM2 as "smollm2" on a real uvicorn on 127.0.0.1 (chat page and API)."""
+    from lmstack.engine import Engine
+    from lmstack.serve import BackgroundServer, ModelEntry, create_app
+
+    model, tokenizer, _ = smollm2
+    entry = ModelEntry("smollm2", tokenizer, engine=Engine(model, tokenizer, max_num_seqs=2))
+    with BackgroundServer(create_app({"smollm2": entry})) as server:
+        yield server

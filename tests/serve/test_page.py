@@ -94,3 +94,29 @@ def test_page_defaults_fit_a_short_context(browser, lm_folder):
         assert re.match(r"\d+ tokens · ", page.locator("#stats").inner_text())
         assert not errors
         page.close()
+
+
+def test_page_chats_with_smollm2(browser, smollm2_server):
+    """The real model behind the page: a question answered, streamed into the page, the turn
+    ended by `<|im_end|>`, which the page never shows."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(smollm2_server.url + "/")
+    page.wait_for_function("document.querySelector('#model').options.length > 0")
+    assert page.locator("#model option").all_inner_texts() == ["smollm2"]
+    page.click("#settings summary")
+    page.fill("#max-tokens", "16")
+    page.fill("#temperature", "0")
+    page.fill("#prompt", "What is the capital of France?")
+    page.click("#send")
+    page.wait_for_function("!document.querySelector('.msg.assistant.streaming') && "
+                           "/tokens\\/s/.test(document.querySelector('#stats').textContent) && "
+                           "!/streaming/.test(document.querySelector('#stats').textContent)",
+                           timeout=60_000)
+    reply = page.locator(".msg.assistant").text_content()
+    assert "Paris" in reply and "<|" not in reply
+    tokens = int(re.match(r"(\d+) tokens · ", page.locator("#stats").inner_text())[1])
+    assert tokens < 16  # it stopped at the end of its turn, not at the limit
+    assert not page.locator(".msg.error").count() and not errors
+    page.close()
