@@ -46,9 +46,10 @@ def info(path: Path = typer.Argument(..., help=MODEL_HELP)) -> None:
     """Architecture, parameter count, dtype and memory estimate of a model folder or GGUF file."""
     import torch
 
+    from lmstack.models.default import resolve_model_path
     from lmstack.models.hub import load_model
 
-    path = model_path(path)
+    path = resolve_model_path(path)  # a missing folder: the loader's own line names the fix
     if path.suffix.lower() == ".gguf":
         return _info_gguf(path)
     model = load_model(path)
@@ -157,7 +158,7 @@ def export_gguf_command(
 
     if type_ not in EXPORT_TYPES:
         raise UserError(f"--type must be one of {', '.join(EXPORT_TYPES)}, not {type_!r}")
-    m, tok = lmstack.load(model_path(model))
+    m, tok = lmstack.load(model)
     export_gguf(m, tok, out, type_)
     console.print(f"wrote {out} ({type_}, {_format_bytes(out.stat().st_size)})"
                   + ("" if tok is not None else "; no tokenizer found, weights only"))

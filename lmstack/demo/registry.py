@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ARTIFACT_PATHS = {  # where each artifact lives under the demo's output folder
@@ -28,12 +29,12 @@ class Stage:
 
 def all_stages() -> list[Stage]:
     """Every stage module's STAGE, in run order (imports only the stage modules: cheap)."""
-    import lmstack.demo as package
-
+    # This folder and package by path and name, not `import lmstack.demo`: the package imports
+    # this module, and a lazy import back would still be a circle.
     stages = []
-    for info in pkgutil.iter_modules(package.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name.startswith("stage_"):
-            stages.append(importlib.import_module(f"{package.__name__}.{info.name}").STAGE)
+            stages.append(importlib.import_module(f"{__package__}.{info.name}").STAGE)
     return sorted(stages, key=lambda s: (s.order, s.name))
 
 
