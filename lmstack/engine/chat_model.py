@@ -28,7 +28,8 @@ class EngineChatModel:
     """chat() / stream() on a local model.
 
     Give an Engine (driven synchronously, one call at a time), an AsyncEngine (shared with a
-    server; calls may come from many threads at once), or a model folder to load.
+    server; calls may come from many threads at once), or a model to load: a folder, a GGUF
+    file or a short name such as `smollm2`.
     `default_sampling` fills in what a call leaves out (max_tokens 512 unless given).
     """
 
@@ -36,13 +37,13 @@ class EngineChatModel:
                  name: str | None = None, **default_sampling: Any):
         if isinstance(engine_or_folder, (str, Path)):
             import lmstack
+            from lmstack.models.default import model_name
 
-            folder = Path(engine_or_folder)
-            model, tokenizer = lmstack.load(folder)
+            model, tokenizer = lmstack.load(engine_or_folder)  # folder, GGUF or short name
             if tokenizer is None:
-                raise ValueError(f"{folder} has no tokenizer; a chat model needs one")
+                raise ValueError(f"{engine_or_folder} has no tokenizer; a chat model needs one")
+            name = name or model_name(engine_or_folder)
             engine_or_folder = Engine(model, tokenizer, column_major=True)  # ours alone
-            name = name or folder.name
         self.source = engine_or_folder
         inner = engine_or_folder.engine if isinstance(engine_or_folder, AsyncEngine) \
             else engine_or_folder

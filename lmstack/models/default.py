@@ -35,3 +35,12 @@ def resolve_model_path(path: str | Path) -> Path:
     if str(path) in SHORT_NAMES and not Path(path).exists():
         return find_packaged_model(str(path))
     return Path(path)
+
+
+def model_name(path: str | Path) -> str:
+    """What to call the model `path` names (served name, chat banner): a short name as given,
+    a GGUF file's stem, or a folder's own name."""
+    if str(path) in SHORT_NAMES and not Path(path).exists():
+        return str(path)
+    path = Path(path)
+    return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name

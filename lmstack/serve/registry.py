@@ -119,37 +119,45 @@ def _architecture(folder: Path) -> str:
 def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
                tokenizer: Any = None, max_queue: int | None = 256,
                **engine_kwargs: Any) -> ModelEntry:
-    """Load a model folder and wrap it for serving; the name defaults to the folder's name.
+    """Load a model folder, a GGUF file or a short name (`smollm2`) and wrap it for serving;
+    the name defaults to the short name, the file's stem or the folder's name.
 
-    The tokenizer comes from the folder unless given. max_queue bounds the engine's waiting
+    The tokenizer comes with the model unless given. max_queue bounds the engine's waiting
     line: past it a request gets 503 at once rather than waiting unboundedly (a client that
     times out would leave work behind that nobody reads). Other engine_kwargs go to `Engine`
     (max_num_seqs, max_model_len, num_blocks, ...).
     """
+    import lmstack
     from lmstack.models import BertModel, load_model
+    from lmstack.models.default import model_name, resolve_model_path
     from lmstack.models.registry import is_encoder
     from lmstack.tokenizer import Tokenizer
 
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder (no config.json); pass a "
-                                "Hugging Face model folder, e.g. one written by the trainer")
-    name = name or folder.resolve().name
-    architecture = _architecture(folder)  # first: a broken config.json is the error to report
-    tokenizer = tokenizer or Tokenizer.from_folder(folder)
-    if is_encoder(architecture):  # sentence vectors, not text: served on /v1/embeddings
-        encoder = load_model(folder, dtype=dtype, model_class=BertModel)
-        return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
+    folder = resolve_model_path(path)  # a missing short-name package: one line to install it
+    name = name or model_name(path)
+    if folder.suffix.lower() == ".gguf":  # GGUF holds decoders only: no encoder branch
+        model, gguf_tokenizer = lmstack.load(folder, dtype=dtype)
+        tokenizer = tokenizer or gguf_tokenizer
+    else:
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a model folder (no config.json) or GGUF "
+                                    "file; pass a Hugging Face model folder (e.g. one written "
+                                    "by the trainer), a .gguf file or smollm2")
+        architecture = _architecture(folder)  # first: a broken config.json is the error to report
+        tokenizer = tokenizer or Tokenizer.from_folder(folder)
+        if is_encoder(architecture):  # sentence vectors, not text: served on /v1/embeddings
+            encoder = load_model(folder, dtype=dtype, model_class=BertModel)
+            return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
+        model = load_model(folder, dtype=dtype)
     from lmstack.engine import Engine
 
-    model = load_model(folder, dtype=dtype)
     engine = Engine(model, tokenizer, max_queue=max_queue, column_major=True, **engine_kwargs)
     return ModelEntry(name, tokenizer, engine=engine, path=str(folder))
 
 
 def load_entries(paths: list[str | Path], names: list[str] | None = None,
                  **kwargs: Any) -> dict[str, ModelEntry]:
-    """Several folders, each under its own name (folder names unless `names` are given)."""
+    """Several models, each under its own name (see load_entry unless `names` are given)."""
     names = list(names or [])
     if names and len(names) != len(paths):
         raise ValueError(f"got {len(names)} --name for {len(paths)} model folders; give one "

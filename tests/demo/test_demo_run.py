@@ -1,6 +1,6 @@
 """`lmstack demo`'s stages end to end at tiny scale: every stage runs for real (corpus from the
 standard library's sources, BPE, a training run on the wall clock, the OpenAI server asked by
-the openai client) and the report says what happened."""
+the openai client, SmolLM2 answering three questions) and the report says what happened."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from lmstack.demo import run_demo
+from lmstack.demo.stage_real_model import QUESTIONS, judge
 from lmstack.train.metrics import read_metrics
 
 BUDGET_MIN = 0.15  # 9 s of training: enough for the loss to fall well below its start
@@ -24,17 +25,23 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
+def demo_out(tmp_path_factory, request):
     pytest.importorskip("openai", reason="the serve stage asks through the openai client")
     out = tmp_path_factory.mktemp("demo")
-    report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=TINY)
+    try:  # the session's one load of SmolLM2; without the package the stage says so itself
+        real = request.getfixturevalue("smollm2")
+    except pytest.skip.Exception:
+        real = None
+    options = {**TINY, "real_model": {"max_tokens": 8, "model": real}}
+    report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
 
 def test_report_has_a_section_per_stage(demo_out):
     out, report = demo_out
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
-    assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "Timings"]
+    assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
+                      "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -62,6 +69,26 @@ def test_server_answered_through_the_openai_client(demo_out):
     tokens = int(re.search(r"whole answer [\d.]+ s, (\d+) tokens", serving)[1])
     assert tokens >= 1  # the server generated and streamed a reply
     assert "only pretrained" in serving
+
+
+def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
+    _, report = demo_out
+    real = report.split("## A real model")[1].split("## Timings")[0]
+    assert "loaded by `lmstack.load(\"smollm2\")` in" in real
+    answers = re.findall(r"^`{4,}text\n(.*?)\n`{4,}$", real, flags=re.MULTILINE | re.DOTALL)
+    verdicts = re.findall(r"^\*((?:right|wrong|no number).*)\.\*$", real, flags=re.MULTILINE)
+    assert len(answers) == len(verdicts) == len(QUESTIONS)
+    assert "Paris" in answers[0] and verdicts[0].startswith("right: Paris")
+    # The end-of-turn marker stops generation and is never shown.
+    assert not any("<|im_end|>" in answer or "<|" in answer for answer in answers)
+    # The arithmetic verdict follows the answer's text, whatever the model wrote.
+    assert verdicts[2].startswith(judge("arithmetic", answers[2], "stop")[1])
+    assert f"It got {sum(v.startswith('right') for v in verdicts)} of 3 right" in real
+    rates = re.findall(r"^\| (fact|text|arithmetic) \| (\d+) \| (\d+) \| (\d+) \| ([\d.]+) \|$",
+                       real, flags=re.MULTILINE)
+    assert [r[0] for r in rates] == ["fact", "text", "arithmetic"]
+    assert all(int(r[2]) > 0 and 1 <= int(r[3]) <= 8 for r in rates)
+    assert "calculator" in real
 
 
 def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):

@@ -27,26 +27,34 @@ def browser():
         b.close()
 
 
-def test_page_streams_a_reply(browser, live, client):
+def ask_greedily(browser, url: str, prompt: str, max_tokens: int, timeout_ms: int):
+    """Open the page, send `prompt` at temperature 0, wait for the reply to finish streaming;
+    returns the page, the JavaScript errors it raised and the served model names it listed."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(live.url + "/")
+    page.goto(url + "/")
     # The model list comes from /v1/models; only generators can chat.
     page.wait_for_function("document.querySelector('#model').options.length > 0")
-    assert page.locator("#model option").all_inner_texts() == ["tiny"]
+    models = page.locator("#model option").all_inner_texts()
     page.click("#settings summary")
-    page.fill("#max-tokens", "24")
+    page.fill("#max-tokens", str(max_tokens))
     page.fill("#temperature", "0")
-    page.fill("#prompt", "The quick brown fox")
+    page.fill("#prompt", prompt)
     page.click("#send")
     page.locator(".msg.user").wait_for()
-    reply = page.locator(".msg.assistant")
     # Finished when the cursor class is gone and the stats line reports the final rate.
     page.wait_for_function("!document.querySelector('.msg.assistant.streaming') && "
                            "/tokens\\/s/.test(document.querySelector('#stats').textContent) && "
                            "!/streaming/.test(document.querySelector('#stats').textContent)",
-                           timeout=30_000)
+                           timeout=timeout_ms)
+    return page, errors, models
+
+
+def test_page_streams_a_reply(browser, live, client):
+    page, errors, models = ask_greedily(browser, live.url, "The quick brown fox", 24, 30_000)
+    assert models == ["tiny"]
+    reply = page.locator(".msg.assistant")
     # What the page assembled from the stream is what the API answers in one piece.
     expected = client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": "The quick brown fox"}],
@@ -94,3 +102,17 @@ def test_page_defaults_fit_a_short_context(browser, lm_folder):
         assert re.match(r"\d+ tokens · ", page.locator("#stats").inner_text())
         assert not errors
         page.close()
+
+
+def test_page_chats_with_smollm2(browser, smollm2_server):
+    """The real model behind the page: a question answered, streamed into the page, the turn
+    ended by `<|im_end|>`, which the page never shows."""
+    page, errors, models = ask_greedily(browser, smollm2_server.url,
+                                        "What is the capital of France?", 16, 60_000)
+    assert models == ["smollm2"]
+    reply = page.locator(".msg.assistant").text_content()
+    assert "Paris" in reply and "<|" not in reply
+    tokens = int(re.match(r"(\d+) tokens · ", page.locator("#stats").inner_text())[1])
+    assert tokens < 16  # it stopped at the end of its turn, not at the limit
+    assert not page.locator(".msg.error").count() and not errors
+    page.close()

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
 from lmstack.learn.command import learn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -24,10 +25,6 @@ app.add_typer(tokenizer_app, name="tokenizer")
 app.command(name="learn")(learn)
 console = Console()
 err_console = Console(stderr=True)
-
-
-class UserError(ValueError):
-    """Raised by commands for mistakes the user can fix; printed as one line, exit code 2."""
 
 
 # Bad input rather than a bug in lmstack: ValueError covers UserError, ModelLoadError,
@@ -47,14 +44,14 @@ def _format_bytes(n: float) -> str:
 
 
 @app.command()
-def info(path: Path = typer.Argument(..., help="a model folder, GGUF file or short name")) -> None:
+def info(path: Path = typer.Argument(..., help=MODEL_HELP)) -> None:
     """Architecture, parameter count, dtype and memory estimate of a model folder or GGUF file."""
     import torch
 
     from lmstack.models.default import resolve_model_path
     from lmstack.models.hub import load_model
 
-    path = resolve_model_path(path)
+    path = resolve_model_path(path)  # a missing folder: the loader's own line names the fix
     if path.suffix.lower() == ".gguf":
         return _info_gguf(path)
     model = load_model(path)
@@ -153,7 +150,7 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("gguf")
 def export_gguf_command(
-    model: Path = typer.Argument(..., help="a model folder, GGUF file or short name (smollm2)"),
+    model: Path = typer.Argument(..., help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="the .gguf file to write"),
     type_: str = typer.Option("f16", "--type", help="f32, f16, q8_0, q4_0 or q4_1"),
 ) -> None:
@@ -230,23 +227,24 @@ def train(
 
 @eval_app.command("ppl")
 def eval_ppl(
-    model: Path = typer.Argument(..., help="model folder (with tokenizer files)"),
+    model: Path = typer.Argument(..., help=MODEL_HELP + ", with its tokenizer"),
     file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
     seq_len: int = typer.Option(256, help="window length in tokens"),
     stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
     bf16: bool = typer.Option(False, metavar="", help="run under bfloat16 autocast"),
 ) -> None:
     """Perplexity (per token) and loss per character of a causal LM on a text file."""
+    import lmstack
     from lmstack.evals import text_perplexity
-    from lmstack.models.hub import load_model
-    from lmstack.tokenizer import Tokenizer
 
     if not file.is_file():
         raise UserError(f"no such file: {file}")
-    m = load_model(model)
+    m, tok = lmstack.load(model_path(model))
     if not hasattr(m, "lm_head"):
         raise UserError(f"{model} is not a causal language model; perplexity needs one")
-    tok = Tokenizer.from_folder(model)
+    if tok is None:
+        raise UserError(f"{model} has no tokenizer; save one into it (lmstack tokenizer train "
+                        "... --out FOLDER)")
     out = text_perplexity(m, tok, file.read_text(encoding="utf-8"), seq_len=seq_len,
                           stride=stride, precision="bf16" if bf16 else "fp32")
     table = Table(title=f"{model} on {file}", show_header=False)
@@ -261,34 +259,11 @@ def eval_ppl(
 # ---- serving
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """Fail now, in one line, if the server could not listen on host:port."""
-    import errno
-    import socket
-
-    if not 0 < port < 65536:
-        raise UserError("--port must be between 1 and 65535")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise UserError(f"--host {host} is not an address or name this machine knows") from None
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT be reused, not a live one.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(address)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise UserError(f"port {port} on {host} is already in use (another server?); "
-                                "stop it or pick another with --port") from None
-            raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
-                            "pick another --host or --port") from None
-
-
 @app.command()
 def serve(
-    paths: list[Path] = typer.Argument(..., help="model folders: generators and/or encoders"),
+    paths: list[Path] | None = typer.Argument(
+        None, help="models (folders, GGUF files, short names): generators and/or encoders; "
+        "default smollm2"),
     host: str = typer.Option("127.0.0.1", help="interface; 0.0.0.0 exposes it to the network"),
     port: int = typer.Option(8000, help="TCP port"),
     api_key: str | None = typer.Option(
@@ -296,7 +271,8 @@ def serve(
         help="require `Authorization: Bearer KEY` on /v1; prefer setting LMSTACK_API_KEY, "
              "since a key on the command line is visible to every user in `ps`"),
     name: list[str] | None = typer.Option(
-        None, "--name", help="served name per PATH, in order (default: the folder's name)"),
+        None, "--name", help="served name per PATH, in order (default: the short name, the "
+        "file's stem or the folder's name)"),
     max_num_seqs: int = typer.Option(64, help="sequences decoded together in one step"),
     max_model_len: int | None = typer.Option(None, help="context limit (default: model's)"),
     max_queue: int = typer.Option(256, help="waiting requests beyond which new ones get 503"),
@@ -305,14 +281,14 @@ def serve(
         None, "--allowed-hosts", help="accept only these Host headers (repeat the option); "
         "guards a keyless local server against DNS rebinding, e.g. localhost and 127.0.0.1"),
 ) -> None:
-    """Serve model folders over the OpenAI API (/v1/...), with a chat page at /."""
-    _check_port_free(host, port)  # before loading models: a busy port fails in a second
+    """Serve models over the OpenAI API (/v1/...), with a chat page at / (default: SmolLM2)."""
+    check_port_free(host, port)  # before loading models: a busy port fails in a second
     from lmstack.serve import create_app, load_entries
     from lmstack.serve import serve as run_server
 
-    missing = [str(p) for p in paths if not p.is_dir()]
-    if missing:
-        raise UserError(f"no such model folder: {', '.join(missing)}")
+    paths = paths or [DEFAULT_MODEL]
+    for path in paths:
+        model_path(path)  # all present before any loads: a typo fails at once
     if not 0 < port < 65536:
         raise UserError("--port must be between 1 and 65535")
     if max_num_seqs < 1 or max_queue < 1:
@@ -336,7 +312,7 @@ def serve(
 
 @app.command()
 def chat(
-    path: Path = typer.Argument(..., help="a model folder with tokenizer files"),
+    path: Path = typer.Argument(DEFAULT_MODEL, help=MODEL_HELP + ", with its tokenizer"),
     system: str | None = typer.Option(None, help="system prompt"),
     max_tokens: int = typer.Option(256, help="longest reply, in tokens"),
     temperature: float = typer.Option(0.7, help="0 is greedy"),
@@ -348,9 +324,8 @@ def chat(
 
     from lmstack.engine.chat_model import EngineChatModel
 
-    if not path.is_dir():
-        raise UserError(f"no such model folder: {path}")
-    model = EngineChatModel(path)
+    model_path(path)
+    model = EngineChatModel(path)  # a short name stays its name in the banner
     start = [{"role": "system", "content": system}] if system else []
     history = list(start)
     console.print(f"[bold]{escape(model.name)}[/] ready: /reset clears the conversation, "
