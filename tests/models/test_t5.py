@@ -107,3 +107,22 @@ def test_t5_trains_with_padded_targets():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_untied_v1_1_folder_reads_in_transformers(tmp_path):
+    """Real T5 v1.1 checkpoints keep a separate lm_head and no output rescaling: a model we
+    build that way, saved, scores the same in transformers."""
+    from lmstack.models.t5 import T5Config
+
+    torch.manual_seed(0)
+    ours = T5ForConditionalGeneration(T5Config(
+        vocab_size=40, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
+        feed_forward_proj="gated-gelu", tie_word_embeddings=False)).eval()
+    assert ours.lm_head.weight.data_ptr() != ours.shared.weight.data_ptr()
+    ours.save_pretrained(tmp_path)
+    hf = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    ids, mask, dec = (t.clamp(max=39) for t in _batch())
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+        got = ours(ids, mask, dec)
+    assert (ref - got).abs().max().item() < 1e-4
