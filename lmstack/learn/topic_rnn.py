@@ -14,7 +14,9 @@ from typing import Any
 
 from lmstack.learn.registry import Topic
 
-SHAKESPEARE = Path(__file__).resolve().parents[2].parent / "shared/data/pretrain/tinyshakespeare.txt"
+# ../shared beside the checkout: the project's data folder; a fresh clone may not have it.
+REPO = Path(__file__).resolve().parents[2]
+SHAKESPEARE = REPO.parent / "shared" / "data" / "pretrain" / "tinyshakespeare.txt"
 KINDS = ("rnn", "lstm", "gru", "transformer")
 
 
@@ -64,9 +66,9 @@ def count(model) -> int:
 
 
 def width_for(kind: str, vocab: int, target: int, seq_len: int) -> int:
-    """The width whose parameter count comes closest to `target` (so the models differ in
-    architecture, not size); for the Transformer a multiple of 8, so the Transformer's 4 heads get an even rotary
-    dimension. Bisection: the count grows with the width."""
+    """The width whose parameter count comes closest to `target`, so the models differ in
+    architecture, not size. For the Transformer a multiple of 8: each of its 4 heads needs an
+    even rotary dimension. Bisection works because the count grows with the width."""
     unit = 8 if kind == "transformer" else 2
     lo, hi = 1, 512 // unit
     while lo < hi:

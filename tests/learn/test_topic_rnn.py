@@ -20,3 +20,11 @@ def test_tiny_run_writes_a_report(tmp_path):
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert all(f"| {k} |" in report for k in KINDS)
     assert (tmp_path / "grad_norm_by_step.png").is_file()
+
+
+def test_fresh_clone_falls_back_to_a_corpus_python_ships(tmp_path, monkeypatch):
+    from lmstack.learn import topic_rnn
+
+    monkeypatch.setattr(topic_rnn, "SHAKESPEARE", tmp_path / "missing.txt")
+    text, source = topic_rnn.load_corpus(50_000)
+    assert source.startswith("pydoc_data.topics") and len(text) == 50_000
