@@ -197,6 +197,8 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
     last_loss = json.loads(trainer.log.path.read_text().strip().splitlines()[-1])["loss"]
     scores = exact_match(model, vocab, test)
     agrees = _transformers_agrees(model, out / "model", test[:16], vocab, scores["outputs"][:16])
+    attention_map(model, vocab, next(x for x in test if x[0] == "date"),
+                  out / "cross_attention.png")
     _write_report(out, test, scores, first, last_loss, fit, model, agrees, tiny)
     return {"exact_match": {t: round(v, 3) for t, v in scores["exact_match"].items()},
             "char_match": {t: round(v, 3) for t, v in scores["char_match"].items()},
@@ -222,6 +224,46 @@ def _transformers_agrees(model, folder: Path, test, vocab, ours) -> str:
     return f"{same}/{len(test)}"
 
 
+def attention_map(model, vocab: CharVocab, example, path: Path) -> None:
+    """Plot where the last decoder layer's cross-attention looks (mean over heads) while the
+    model writes its own answer to `example`: one row per output character."""
+    import matplotlib
+    import torch
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmstack.models.t5_generate import generate_seq2seq
+
+    b = Seq2SeqData([example], vocab).batch([0])
+    out = generate_seq2seq(model, b["input_ids"], len(vocab.encode(example[2])) + 4,
+                           b["attention_mask"])
+    attn = model.decoder.block[-1].layer[1].EncDecAttention
+    seen = {}
+
+    def keep(module, args, kwargs):  # the normed decoder states, the mask bias, encoder k/v
+        seen.update(x=args[0], bias=args[1], kv=kwargs["kv"])
+
+    hook = attn.register_forward_pre_hook(keep, with_kwargs=True)
+    with torch.no_grad():
+        model(b["input_ids"], b["attention_mask"], decoder_input_ids=out[:, :-1])
+    hook.remove()
+    q = attn.heads(attn.q, seen["x"])  # [1, heads, T_out, d_kv]; T5 leaves out 1/sqrt(d)
+    weights = (q @ seen["kv"][0].transpose(-1, -2) + seen["bias"]).softmax(-1)[0].mean(0)
+    src = list(example[1]) + ["</s>"]
+    tgt = [vocab.decode([i]) or "</s>" for i in out[0, 1:].tolist()]
+    fig, ax = plt.subplots(figsize=(0.28 * len(src) + 1.5, 0.28 * len(tgt) + 1.5))
+    ax.imshow(weights.detach().numpy(), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(src)), src, fontsize=7)
+    ax.set_yticks(range(len(tgt)), tgt, fontsize=7)
+    ax.set_xlabel("input character")
+    ax.set_ylabel("output character")
+    ax.set_title("cross-attention, last decoder layer", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _write_report(out, test, scores, first, last, fit, model, agrees, tiny) -> None:
     em = scores["exact_match"]
     lines = [
@@ -241,7 +283,9 @@ def _write_report(out, test, scores, first, last, fit, model, agrees, tiny) -> N
     for task in TASKS:
         i = next(j for j, x in enumerate(test) if x[0] == task)
         lines.append(f"- `{test[i][1]}` -> `{scores['outputs'][i]}` | `{test[i][2]}`")
-    lines += ["", "![training loss](train/loss.png)", ""]
+    lines += ["", "![training loss](train/loss.png)", "",
+              "Where the decoder looks in the input while it writes a date:", "",
+              "![cross-attention](cross_attention.png)", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
 
 

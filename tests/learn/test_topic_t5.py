@@ -30,3 +30,4 @@ def test_tiny_run_writes_a_report(tmp_path):
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "数字转中文" in report and "| sort |" in report
     assert (tmp_path / "train" / "loss.png").is_file()
+    assert (tmp_path / "cross_attention.png").is_file()
