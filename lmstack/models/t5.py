@@ -121,7 +121,10 @@ class T5Attention(nn.Module):
 
     def position_bias(self, q_len: int, k_len: int) -> Tensor:
         """[1, heads, q_len, k_len] learned bias by bucket of (key - query) offset; the queries
-        are the last q_len of k_len positions (a decoder step after k_len - q_len cached)."""
+        are the last q_len of k_len positions (a decoder step after k_len - q_len cached).
+
+        The same arithmetic as nn.positions.RelativePositionBias; the table lives here because
+        HF's key is SelfAttention.relative_attention_bias, one module shallower than that."""
         device = self.relative_attention_bias.weight.device
         q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]
         k_pos = torch.arange(k_len, device=device)[None, :]
