@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
@@ -204,10 +205,13 @@ class T5Stack(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def run(self, input_ids: Tensor, self_bias: Tensor, context: StepContext | None = None,
-            cross_bias: Tensor | None = None, cross_kv: CrossKV | None = None) -> Tensor:
+            cross_bias: Tensor | None = None, cross_kv: CrossKV | None = None,
+            recompute: bool = False) -> Tensor:
+        """`recompute`: gradient checkpointing, each block's activations redone in backward."""
         x = self.dropout(self.embed_tokens(input_ids))
         for i, block in enumerate(self.block):
-            x = block(x, self_bias, context, cross_bias, cross_kv[i] if cross_kv else None)
+            args = (x, self_bias, context, cross_bias, cross_kv[i] if cross_kv else None)
+            x = checkpoint(block, *args, use_reentrant=False) if recompute else block(*args)
         return self.dropout(self.final_layer_norm(x))
 
 
@@ -265,7 +269,10 @@ class T5ForConditionalGeneration(PretrainedModel):
         first = self.encoder.block[0].layer[0].SelfAttention
         bias = first.position_bias(T, T) + _padding_bias(
             attention_mask, T, T, self.shared.weight.dtype, input_ids.device)
-        return self.encoder.run(input_ids, bias)
+        return self.encoder.run(input_ids, bias, recompute=self._recompute())
+
+    def _recompute(self) -> bool:
+        return self.gradient_checkpointing and self.training
 
     def cross_keys_values(self, encoder_hidden: Tensor) -> CrossKV:
         """Every decoder layer's keys and values over the encoder output: computed once per
@@ -296,7 +303,8 @@ class T5ForConditionalGeneration(PretrainedModel):
                                    encoder_hidden.device)
         if cross_kv is None:
             cross_kv = self.cross_keys_values(encoder_hidden)
-        h = self.decoder.run(decoder_input_ids, self_bias, context, cross_bias, cross_kv)
+        h = self.decoder.run(decoder_input_ids, self_bias, context, cross_bias, cross_kv,
+                             recompute=self._recompute())
         if self.config.scales_decoder_output:
             h = h * self.config.d_model ** -0.5
         return self.lm_head(h)

@@ -126,3 +126,23 @@ def test_untied_v1_1_folder_reads_in_transformers(tmp_path):
         ref = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
         got = ours(ids, mask, dec)
     assert (ref - got).abs().max().item() < 1e-4
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from lmstack.models.t5 import T5Config
+
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(T5Config(vocab_size=30, d_model=16, d_kv=4, d_ff=32,
+                                                num_layers=2, num_heads=4, dropout_rate=0.0))
+    ids, labels = torch.randint(2, 30, (2, 7)), torch.randint(2, 30, (2, 5))
+    grads, calls = [], []
+    model.decoder.block[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    for on in (False, True):
+        model.set_gradient_checkpointing(on)
+        model.zero_grad()
+        calls.clear()
+        model(ids, labels=labels).logsumexp(-1).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        assert len(calls) == (2 if on else 1)  # checkpointing re-runs the block in backward
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
