@@ -13,6 +13,7 @@ from lmstack.models.gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
 from lmstack.models.hub import ModelLoadError, load_config, load_model, save_model
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM, LlamaModel
 from lmstack.models.registry import ARCHITECTURES, Architecture, Family, UnknownArchitecture
+from lmstack.models.t5 import T5Config, T5ForConditionalGeneration  # registers T5
 
 __all__ = [
     "ARCHITECTURES", "Architecture", "BertConfig", "BertForMaskedLM",
@@ -21,3 +22,4 @@ __all__ = [
     "LlamaForCausalLM", "LlamaModel", "ModelLoadError", "UnknownArchitecture", "load_config",
     "load_model", "mean_pool", "save_model",
 ]
+__all__ += ["T5Config", "T5ForConditionalGeneration"]

@@ -1,6 +1,7 @@
-"""Training objectives: next-token prediction (causal LM) and BERT's masked LM (+ NSP).
+"""Training objectives: next-token prediction (causal LM), BERT's masked LM (+ NSP), seq2seq.
 
-Follows Radford et al. 2018 for the causal LM loss and Devlin et al. 2019 for MLM + NSP.
+Follows Radford et al. 2018 for the causal LM loss, Devlin et al. 2019 for MLM + NSP and
+Raffel et al. 2020 (T5) for text-to-text.
 Each objective returns loss *sums* with their counts, so the trainer can divide by the number
 of targets in the whole (accumulated, all-rank) batch, as transformers' `num_items_in_batch`.
 """
@@ -88,9 +89,31 @@ class MaskedLM:
         return {"lm": _token_ce_sum(mlm_logits, batch["labels"]), **terms}
 
 
+class Seq2SeqLM:
+    """Text to text (T5): predict each target token from the whole input and the target's
+    earlier tokens. Batches hold input_ids, attention_mask and labels (-100 = padding); the
+    model shifts labels right into its decoder inputs (Raffel et al. 2020)."""
+
+    name = "seq2seq"
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        return {"lm": int((batch["labels"] != IGNORE_INDEX).sum())}
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        mask = batch.get("attention_mask")
+        encoder = int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+        return encoder + batch["labels"].numel()  # the decoder reads one token per label
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        logits = model(batch["input_ids"], batch.get("attention_mask"), labels=batch["labels"])
+        return {"lm": _token_ce_sum(logits, batch["labels"])}
+
+
 def build_objective(name: str) -> Objective:
     if name == "causal_lm":
         return CausalLM()
     if name in ("mlm", "mlm_nsp"):
         return MaskedLM(nsp=name == "mlm_nsp")
-    raise ValueError(f"unknown objective {name!r}; use causal_lm, mlm or mlm_nsp")
+    if name == "seq2seq":
+        return Seq2SeqLM()
+    raise ValueError(f"unknown objective {name!r}; use causal_lm, mlm, mlm_nsp or seq2seq")

@@ -18,6 +18,7 @@ TINY = {
              "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 32},
 }
 TINY["qwen2"] = TINY["mistral"] = TINY["llama"]
+TINY["t5"] = {"vocab_size": 64, "d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2}
 
 
 @pytest.mark.parametrize("name", sorted(registry.ARCHITECTURES))
