@@ -7,6 +7,8 @@ MLPClassifier.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from lmstack.foundations.activations import ACTIVATIONS, cross_entropy
@@ -31,7 +33,7 @@ class MLP:
     def __init__(self, sizes: list[int], activation: str = "relu", seed: int = 0):
         rng = np.random.default_rng(seed)
         # He/Glorot-style scale 1/sqrt(fan_in) keeps activations from growing layer by layer.
-        self.W = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in zip(sizes, sizes[1:])]
+        self.W = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in pairwise(sizes)]
         self.b = [np.zeros(b) for b in sizes[1:]]
         self.act, self.act_grad = ACTIVATIONS[activation]
 

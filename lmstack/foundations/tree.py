@@ -21,6 +21,11 @@ class Node:
     right: Node | None = None
 
 
+def gini(counts: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Chance that two rows drawn from a node disagree on the class: 0 for a pure node."""
+    return 1 - ((counts / n) ** 2).sum(axis=1)
+
+
 def best_split(X: np.ndarray, y: np.ndarray, k: int, features: np.ndarray):
     """The (feature, threshold) that lowers the size-weighted Gini impurity most, or None.
 
@@ -35,9 +40,8 @@ def best_split(X: np.ndarray, y: np.ndarray, k: int, features: np.ndarray):
         left = np.cumsum(onehot, axis=0)[:-1]           # counts in the first i+1 rows
         right = onehot.sum(axis=0) - left
         n_left = np.arange(1, n)[:, None]
-        gini_left = 1 - ((left / n_left) ** 2).sum(axis=1)
-        gini_right = 1 - ((right / (n - n_left)) ** 2).sum(axis=1)
-        score = (n_left[:, 0] * gini_left + (n - n_left[:, 0]) * gini_right) / n
+        score = (n_left[:, 0] * gini(left, n_left)
+                 + (n - n_left[:, 0]) * gini(right, n - n_left)) / n
         score[xs[1:] == xs[:-1]] = np.inf                # no cut between equal values
         i = int(np.argmin(score))
         if score[i] < best_score - 1e-12:
