@@ -1,4 +1,5 @@
-"""Training objectives: next-token prediction (causal LM) and BERT's masked LM (+ NSP).
+"""Training objectives: next-token prediction (causal LM), BERT's masked LM (+ NSP), and
+plain classification (one label per example, e.g. the CNN's digits).
 
 Follows Radford et al. 2018 for the causal LM loss and Devlin et al. 2019 for MLM + NSP.
 Each objective returns loss *sums* with their counts, so the trainer can divide by the number
@@ -86,6 +87,26 @@ class MaskedLM:
         else:
             mlm_logits, terms = (out[0] if isinstance(out, tuple) else out), {}
         return {"lm": _token_ce_sum(mlm_logits, batch["labels"]), **terms}
+
+
+class Classification:
+    """One label per example (images, sentences): summed cross-entropy over the batch."""
+
+    name = "classification"
+
+    def __init__(self, inputs: str = "images"):
+        self.inputs = inputs  # the batch key the model reads
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        return {"ce": len(batch["labels"])}
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        return len(batch["labels"])  # examples: "tokens/s" reads as examples/s here
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        logits = model(batch[self.inputs])
+        loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+        return {"ce": (loss, torch.tensor(len(logits)))}
 
 
 def build_objective(name: str) -> Objective:
