@@ -115,6 +115,13 @@ def write_report(out: Path, title: str, lines: list[str]) -> Path:
     return path
 
 
+def write_table_report(out: Path, title: str, intro: str, header: list[str], rows: list[list],
+                       images: list[str]) -> Path:
+    """The common report: a paragraph, one table, then the plots (file names under `out`)."""
+    pictures = " ".join(f"![{Path(name).stem}]({name})" for name in images)
+    return write_report(out, title, [intro, "", *table(header, rows), "", pictures])
+
+
 def table(header: list[str], rows: list[list]) -> list[str]:
     """A markdown table; floats with 4 decimals."""
     def fmt(v) -> str:

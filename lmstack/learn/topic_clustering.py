@@ -53,12 +53,11 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
         ax.set_title(title, fontsize=9)
 
     plots.figure_grid(4, out / "clusters.png", draw)
-    lines = [("k-means from the same k-means++ start as scikit-learn ends on the same centres; "
+    intro = ("k-means from the same k-means++ start as scikit-learn ends on the same centres; "
              "DBSCAN gives the same labels. k-means assumes round clusters and splits the two "
-             "moons wrongly; DBSCAN follows density and finds them (grey-blue: noise)."), "",
-             *plots.table(["measure", "value"], [[k, v] for k, v in results.items()]), "",
-             "![clusters](clusters.png)"]
-    plots.write_report(out, "Clustering: k-means and DBSCAN", lines)
+             "moons wrongly; DBSCAN follows density and finds them (grey-blue: noise).")
+    plots.write_table_report(out, "Clustering: k-means and DBSCAN", intro, ["measure", "value"],
+                             [[k, v] for k, v in results.items()], ["clusters.png"])
     return results
 
 

@@ -63,12 +63,12 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
         ax.legend(fontsize=7)
 
     plots.figure_grid(1, out / "paths.png", draw)
-    lines = [("Each optimiser takes the same steps as its torch.optim twin from the same start; "
+    intro = ("Each optimiser takes the same steps as its torch.optim twin from the same start; "
              "the largest coordinate gap over the whole walk is the second column. The "
-             "minimum is at (1, 1)."), "",
-             *plots.table(["optimiser", "max gap vs torch", "final f", "final point"], rows), "",
-             "![paths](paths.png) ![loss](loss.png)"]
-    plots.write_report(out, "Optimisers from their update rules", lines)
+             "minimum is at (1, 1).")
+    plots.write_table_report(out, "Optimisers from their update rules", intro,
+                             ["optimiser", "max gap vs torch", "final f", "final point"], rows,
+                             ["paths.png", "loss.png"])
     return results
 
 

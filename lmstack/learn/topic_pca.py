@@ -45,13 +45,13 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
                                               4),
         "tsne KL(P||Q)": round(kl, 4), "sklearn tsne KL": round(float(ts.kl_divergence_), 4),
     }
-    lines = [("PCA keeps the directions of largest variance (a linear map); t-SNE keeps each "
+    intro = ("PCA keeps the directions of largest variance (a linear map); t-SNE keeps each "
              "point's neighbours (a non-linear map), so the ten digits separate far better. "
              "Two t-SNE runs never give the same coordinates; trustworthiness (how many of "
-             "each point's 5 nearest neighbours stay near) and the final KL compare them."), "",
-             *plots.table(["measure", "value"], [[k, v] for k, v in results.items()]), "",
-             "![pca](pca.png) ![tsne](tsne.png) ![tsne-sklearn](tsne-sklearn.png)"]
-    plots.write_report(out, "PCA and t-SNE on the digits", lines)
+             "each point's 5 nearest neighbours stay near) and the final KL compare them.")
+    plots.write_table_report(out, "PCA and t-SNE on the digits", intro, ["measure", "value"],
+                             [[k, v] for k, v in results.items()],
+                             ["pca.png", "tsne.png", "tsne-sklearn.png"])
     return results
 
 
