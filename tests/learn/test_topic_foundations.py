@@ -22,7 +22,8 @@ CHECKS = {
     "mlp": lambda r: (r["perceptron max|Δweight|"] < 1e-9 and r["mlp relu accuracy"] > 0.6),
     "optimizers": lambda r: all(v < 1e-6 for k, v in r.items() if "vs torch" in k),
     "cnn": lambda r: all(0.0 <= r[f"{d}_{a}"] <= 1.0 for d in ("digits8", "mnist5k")
-                         for a in ("lenet", "resnet")) and r["digits8_sklearn_mlp"] > 0.5,
+                         for a in ("lenet", "resnet")) and r["digits8_sklearn_mlp"] > 0.5
+                   and r["digits8_test_images"] == 72 and r["mnist5k_test_images"] == 200,
 }
 
 

@@ -124,3 +124,16 @@ def test_save_and_load_round_trip(tmp_path):
 def test_bad_config_is_one_clear_error():
     with pytest.raises(ValueError, match="multiple of 4"):
         cnn.CNNConfig("lenet", 30)
+
+
+def test_lenet_learns_the_digits_with_the_trainer(tmp_path):
+    """The Classification objective through the real Trainer: 120 steps on the 8x8 digits."""
+    from lmstack.learn.digits import sklearn_digits, split
+    from lmstack.learn.topic_cnn import train_cnn
+
+    model, r = train_cnn("lenet", split(*sklearn_digits()), 120, tmp_path, lr=1e-2)
+    assert r["steps"] == 120 and r["accuracy"] > 0.85
+    assert (tmp_path / "metrics.jsonl").is_file()
+    saved = cnn.load_cnn(next((tmp_path / "checkpoints").iterdir())).eval()
+    x = torch.rand(4, 1, 8, 8)
+    torch.testing.assert_close(saved(x), model(x), atol=0, rtol=0)  # the checkpoint is the model
