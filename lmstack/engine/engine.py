@@ -17,7 +17,7 @@ from lmstack.engine.paged_cache import PagedKVCache
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
 from lmstack.engine.sampler import Sampler, SampleRow
 from lmstack.engine.scheduler import Scheduler, Sequence
-from lmstack.nn.fusion import fuse_projections
+from lmstack.nn.fusion import fuse_projections, pack_weights
 
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # when num_blocks is not given: up to 1 GiB of keys + values
 
@@ -33,24 +33,30 @@ class Engine:
     is given; column_major=True says the engine owns the model (one just loaded for it) and may
     re-store its weights in place for decoding, same values and names: q/k/v and gate/up
     stacked into one matrix each (see lmstack.nn.fusion), and fp32 CPU Linear weights
-    column-major (see column_major_weights). Not thread-safe: drive it from one thread, or
-    via AsyncEngine.
+    column-major (see column_major_weights). packed_weights=True (implies the same ownership)
+    keeps oneDNN-prepacked copies of the weights beside them instead of the column-major
+    layout: ~1.3x faster decoding on CPUs (see lmstack.nn.packed), twice the weight memory.
+    Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
     def __init__(
         self, model, tokenizer, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
         max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
+        packed_weights: bool = False,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        if column_major:
-            transpose = self.device.type == "cpu" and self.dtype == torch.float32
+        if column_major or packed_weights:
+            transpose = (not packed_weights and self.device.type == "cpu"
+                         and self.dtype == torch.float32)
             fuse_projections(model, column_major=transpose)
             if transpose:
                 column_major_weights(model)
+            if packed_weights:
+                pack_weights(model)
         self.max_model_len = max_model_len or cfg.max_position_embeddings
         if self.max_model_len > cfg.max_position_embeddings:
             # As vLLM: past its trained positions a model either fails (learned tables)

@@ -1,13 +1,16 @@
-"""Fused projections for inference: several Linear layers that read the same input, as one.
+"""Weights re-stored for inference: fused projections, and oneDNN-prepacked copies.
 
-Follows vLLM's QKVParallelLinear / MergedColumnParallelLinear: one larger matrix product instead
-of three (q, k, v) or two (gate, up) small ones, each a memory-bound GEMV when decoding.
+Fusion follows vLLM's QKVParallelLinear / MergedColumnParallelLinear: one larger matrix product
+instead of three (q, k, v) or two (gate, up) small ones, each a memory-bound GEMV when
+decoding. Packing is lmstack.nn.packed. Both keep the model's parameters and names.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from lmstack.nn.packed import PackedLinear, PackedWeight, packed_linear, packing_available
 
 
 class FusedLinear:
@@ -37,6 +40,7 @@ class FusedLinear:
                     lin.bias.data = bias[start:start + n]
                 start += n
         self.weight, self.bias = weight, bias
+        self.packed: PackedWeight | None = None  # set by lmstack.nn.packed.pack_weights
         self._ptrs = [lin.weight.data_ptr() for lin in linears]
 
     def usable(self, *linears: nn.Module) -> bool:
@@ -49,7 +53,7 @@ class FusedLinear:
             for lin, own, p in zip(linears, self.linears, self._ptrs, strict=True))
 
     def __call__(self, x: Tensor) -> Tensor:
-        return torch.nn.functional.linear(x, self.weight, self.bias)
+        return packed_linear(x, self.weight, self.bias, self.packed)
 
 
 def fuse_projections(model: nn.Module, column_major: bool = False) -> int:
@@ -62,3 +66,22 @@ def fuse_projections(model: nn.Module, column_major: bool = False) -> int:
             module.fuse_projections(column_major)
             fused += 1
     return fused
+
+
+def pack_weights(model: nn.Module) -> int:
+    """Prepack every Linear weight of `model` (and fused stacks, see lmstack.nn.fusion) for
+    oneDNN; returns how many were packed (0 where oneDNN or the dtype does not allow it)."""
+    stacks = [f for m in model.modules() for f in vars(m).values() if isinstance(f, FusedLinear)]
+    in_stack = {id(lin) for f in stacks for lin in f.linears}
+    count = 0
+    for stack in stacks:
+        if packing_available(stack.weight):
+            stack.packed = PackedWeight(stack.weight, [lin.weight for lin in stack.linears])
+            count += 1
+    for module in model.modules():
+        if (type(module) is nn.Linear and id(module) not in in_stack
+                and packing_available(module.weight)):
+            module.__class__ = PackedLinear
+            module.packed = PackedWeight(module.weight)
+            count += 1
+    return count

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmstack.models import LlamaConfig, LlamaForCausalLM
-from lmstack.nn.fusion import fuse_projections
+from lmstack.nn.fusion import fuse_projections, pack_weights
 
 CONFIG = {"vocab_size": 97, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
           "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64}
@@ -54,3 +54,38 @@ def test_stale_or_trainable_stack_is_not_used():
     loss = m.float()(ids).sum()
     loss.backward()  # gradients reach the layers' own weights
     assert attn.q_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_weights_give_the_same_logits_and_state(dtype):
+    m = model().to(dtype)
+    ids = torch.randint(0, 97, (2, 9))
+    with torch.inference_mode():
+        want = m(ids)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    fuse_projections(m)
+    if pack_weights(m) == 0:
+        pytest.skip("no oneDNN weight packing in this torch build")
+    assert isinstance(m.lm_head, torch.nn.Linear)  # still one, with the same parameters
+    with torch.inference_mode():
+        got = m(ids)
+    if dtype == torch.bfloat16:  # the same oneDNN kernel F.linear uses, minus the reorder
+        assert torch.equal(got, want)
+    else:  # oneDNN instead of MKL: another summation order
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert all(torch.equal(v, state[k]) for k, v in m.state_dict().items())
+
+
+def test_packed_copy_is_dropped_once_the_weight_changes():
+    m = model()
+    fuse_projections(m)
+    if pack_weights(m) == 0:
+        pytest.skip("no oneDNN weight packing in this torch build")
+    other = model()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    m.load_state_dict(other.state_dict())  # copies in place: pointers stay, versions move
+    ids = torch.randint(0, 97, (1, 7))
+    with torch.inference_mode():
+        torch.testing.assert_close(m(ids), other(ids), rtol=1e-4, atol=1e-4)
