@@ -194,7 +194,7 @@ def main() -> None:
     for name, dtype in precisions.items():
         m = model if dtype == torch.float32 else lmstack.load(path, dtype=dtype)[0]
         engines[f"lmstack {name}"] = Engine(m, tok, max_num_seqs=args.concurrent,
-                                            max_num_batched_tokens=1024, column_major=True)
+                                            max_num_batched_tokens=1024, packed_weights=True)
         engine_rates(engines[f"lmstack {name}"], prompt[:16], 4)  # warm-up
     for hf in hfs.values():
         hf_rates(hf, prompt[:16], 4)
