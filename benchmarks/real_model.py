@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from engine import _Stamps, write_results  # benchmarks/engine.py (first on sys.path)
 
 import lmstack
 from lmstack.engine import Engine, SamplingParams, probe_inference_dtype
@@ -78,17 +79,6 @@ def engine_concurrent(engine: Engine, prompts: list[list[int]], n: int) -> float
 
 
 # ---------------------------------------------------------------- transformers
-class _Stamps(transformers.generation.streamers.BaseStreamer):
-    def __init__(self):
-        self.times: list[float] = []
-
-    def put(self, value):
-        self.times.append(time.perf_counter())
-
-    def end(self):
-        pass
-
-
 def hf_rates(hf, prompt: list[int], n: int) -> tuple[float, float]:
     stamps = _Stamps()
     t0 = time.perf_counter()
@@ -259,10 +249,7 @@ def main() -> None:
     if llama_cpp:
         result["ratios"]["lmstack fp32"]["decode_vs_llama_cpp_f32"] = (
             summary["lmstack fp32"]["decode"] / llama_cpp["f32"]["decode_tok_s"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_results(args.out, result)
     print_table(result)
 
 
