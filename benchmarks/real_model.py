@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/engine.py
 import argparse
 import datetime as dt
 import importlib.util
-import json
 import platform
 import statistics
 import subprocess
