@@ -23,7 +23,7 @@ def probe_inference_dtype(hidden: int = 576, intermediate: int = 1536, device: s
     Times a decode step's worth of matrix products ([hidden, intermediate] weights, several
     copies so they come from memory, not cache) at batch 1 and at batch 16, in turns, medians
     of several rounds; bf16 must win the sum by `margin` (10%) to be chosen, since it also
-    rounds the weights. Cached per shape and device: it costs about a second, once. On CUDA
+    rounds the weights. Cached per shape and device: it takes a fraction of a second, once. On CUDA
     bf16 is taken when the device supports it.
     """
     if device != "cpu":
