@@ -34,9 +34,8 @@ class Engine:
     re-store its weights in place for decoding, same values and names: q/k/v and gate/up
     stacked into one matrix each (see lmstack.nn.fusion), and fp32 CPU Linear weights
     column-major (see column_major_weights). packed_weights=True (implies the same ownership)
-    keeps oneDNN-prepacked copies of the weights beside them instead of the column-major
-    layout (see lmstack.nn.packed): twice the weight memory, for decoding measured 1.2-1.4x
-    faster in bf16 and up to 1.3x in fp32 at batch 16 on an AVX-512 CPU.
+    also keeps oneDNN-prepacked copies of bf16 CPU weights beside them (see lmstack.nn.packed):
+    twice the weight memory, decoding measured 1.2-1.4x faster on an AVX-512 CPU.
     Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
@@ -51,8 +50,7 @@ class Engine:
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         if column_major or packed_weights:
-            transpose = (not packed_weights and self.device.type == "cpu"
-                         and self.dtype == torch.float32)
+            transpose = self.device.type == "cpu" and self.dtype == torch.float32
             fuse_projections(model, column_major=transpose)
             if transpose:
                 column_major_weights(model)
