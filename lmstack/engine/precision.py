@@ -12,7 +12,8 @@ import functools
 import time
 
 import torch
-import torch.nn.functional as F
+
+from lmstack.nn.packed import PackedWeight, packed_linear, packing_available
 
 
 @functools.cache
@@ -21,27 +22,31 @@ def probe_inference_dtype(hidden: int = 576, intermediate: int = 1536, device: s
     """torch.bfloat16 when decoding-shaped matmuls run faster in bf16 than fp32, else float32.
 
     Times a decode step's worth of matrix products ([hidden, intermediate] weights, several
-    copies so they come from memory, not cache) at batch 1 and at batch 16, in turns, medians
-    of several rounds; bf16 must win the sum by `margin` (10%) to be chosen, since it also
-    rounds the weights. Cached per shape and device: it takes a fraction of a second, once. On CUDA
+    copies so they come from memory, not cache) at batch 1 and at batch 16, in turns, the
+    fastest of several rounds (other jobs only ever slow a round down, so the minimum is the
+    stable answer on a shared machine); bf16 must win the sum by `margin` (10%) to be chosen,
+    since it also rounds the weights. Cached per shape and device: it takes a fraction of a second, once. On CUDA
     bf16 is taken when the device supports it.
     """
     if device != "cpu":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     g = torch.Generator().manual_seed(0)
     weights = [torch.randn(intermediate, hidden, generator=g) * 0.02 for _ in range(8)]
-    candidates = {dtype: [w.to(dtype) for w in weights] for dtype in (torch.float32,
-                                                                      torch.bfloat16)}
+    # Each weight as the engine would run it: bf16 prepacked where oneDNN allows (see
+    # lmstack.nn.packed), fp32 as it is.
+    candidates = {dtype: [(w, PackedWeight(w) if packing_available(w) else None)
+                          for w in (w.to(dtype) for w in weights)]
+                  for dtype in (torch.float32, torch.bfloat16)}
     inputs = {(dtype, b): torch.randn(b, hidden, generator=g).to(dtype)
               for dtype in candidates for b in (1, 16)}
     times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in candidates}
     with torch.inference_mode():
-        for _ in range(5):
+        for _ in range(12):
             for dtype, ws in candidates.items():
                 start = time.perf_counter()
                 for b in (1, 16):
-                    for w in ws:
-                        F.linear(inputs[dtype, b], w)
+                    for w, packed in ws:
+                        packed_linear(inputs[dtype, b], w, None, packed)
                 times[dtype].append(time.perf_counter() - start)
-    fp32, bf16 = (sorted(times[d])[len(times[d]) // 2] for d in candidates)
+    fp32, bf16 = (min(times[d]) for d in candidates)
     return torch.bfloat16 if bf16 < margin * fp32 else torch.float32
