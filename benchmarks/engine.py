@@ -298,11 +298,16 @@ def main() -> None:
                     "bandwidth_fraction_0.6": decode["fraction_of_bandwidth"] >= 0.6,
                     "continuous_vs_sequential_8x": throughput["speedup_vs_sequential"] >= 8},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_results(args.out, result)
     print_table(result)
+
+
+def write_results(path: Path, result: dict) -> None:
+    """The JSON beside the benchmarks, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def print_table(r: dict) -> None:

@@ -9,6 +9,7 @@ from lmstack.engine.async_engine import AsyncEngine
 from lmstack.engine.chat_model import EngineChatModel
 from lmstack.engine.engine import Engine, merge_outputs
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
+from lmstack.engine.precision import probe_inference_dtype
 
 __all__ = ["AsyncEngine", "Engine", "EngineChatModel", "EngineFullError", "RequestOutput",
-           "SamplingParams", "merge_outputs"]
+           "SamplingParams", "merge_outputs", "probe_inference_dtype"]

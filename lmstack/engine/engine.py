@@ -17,6 +17,7 @@ from lmstack.engine.paged_cache import PagedKVCache
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
 from lmstack.engine.sampler import Sampler, SampleRow
 from lmstack.engine.scheduler import Scheduler, Sequence
+from lmstack.nn.fusion import fuse_projections, pack_weights
 
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # when num_blocks is not given: up to 1 GiB of keys + values
 
@@ -29,23 +30,32 @@ class Engine:
     blocks of block_size tokens (default: enough for max_num_seqs full contexts, at most
     1 GiB). max_model_len bounds prompt + completion (default: the model's positions);
     max_queue, when set, refuses new requests while that many wait. The model is left as it
-    is given; column_major=True lets the engine re-store its fp32 CPU Linear weights
-    column-major in place (same values, ~25% faster decoding: see column_major_weights), for a
-    model the engine owns, such as one just loaded for it. Not thread-safe: drive it from one
-    thread, or via AsyncEngine.
+    is given; column_major=True says the engine owns the model (one just loaded for it) and may
+    re-store its weights in place for decoding, same values and names: q/k/v and gate/up
+    stacked into one matrix each (see lmstack.nn.fusion), and fp32 CPU Linear weights
+    column-major (see column_major_weights). packed_weights=True (implies the same ownership)
+    also keeps oneDNN-prepacked copies of bf16 CPU weights beside them (see lmstack.nn.packed):
+    twice the weight memory, decoding measured 1.2-1.4x faster on an AVX-512 CPU.
+    Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
     def __init__(
         self, model, tokenizer, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
         max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
+        packed_weights: bool = False,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        if column_major and self.device.type == "cpu" and self.dtype == torch.float32:
-            column_major_weights(model)
+        if column_major or packed_weights:
+            transpose = self.device.type == "cpu" and self.dtype == torch.float32
+            fuse_projections(model, column_major=transpose)
+            if transpose:
+                column_major_weights(model)
+            if packed_weights:
+                pack_weights(model)
         self.max_model_len = max_model_len or cfg.max_position_embeddings
         if self.max_model_len > cfg.max_position_embeddings:
             # As vLLM: past its trained positions a model either fails (learned tables)

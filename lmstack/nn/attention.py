@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmstack.nn.positions import apply_rotary
+from lmstack.nn.fusion import FusedLinear
+from lmstack.nn.positions import apply_rotary, rotate
 
 # `enable_gqa` arrived in torch 2.5; older versions get k and v repeated per query head.
 _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
@@ -83,8 +84,17 @@ def attend(
     k and v may have fewer heads than q (GQA, or MQA with one head): each key/value head serves
     num_heads / num_kv_heads consecutive query heads.
     """
+    B, H, Q, D = q.shape
+    KV = k.shape[1]
+    if KV != H and Q == 1 and (mask is None or mask.shape[1] == 1):
+        # Decoding: the query heads sharing a kv head become that head's `H // KV` queries
+        # (one mask row serves them all), so SDPA's kernel runs KV heads of several queries,
+        # not H heads of one: ~1.5x faster here at batch 16, no copy of k and v.
+        out = F.scaled_dot_product_attention(q.reshape(B, KV, H // KV, D), k, v, attn_mask=mask,
+                                             dropout_p=dropout_p, scale=scale)
+        return out.view(B, H, 1, D)
     gqa = {}
-    if k.shape[1] != q.shape[1]:
+    if KV != H:
         if _SDPA_HAS_GQA and (mask is None or q.device.type == "cpu"):
             # SDPA shares each kv head across its query group itself: no copy of k and v
             # forward, no reduction over the copies backward (~20% of attention on CPU). On
@@ -133,6 +143,11 @@ class GroupedQueryAttention(nn.Module):
         self.k_proj = nn.Linear(hidden_size, self.num_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(hidden_size, self.num_kv_heads * self.head_dim, bias=qkv_bias)
         self.o_proj = nn.Linear(num_heads * self.head_dim, hidden_size, bias=o_bias)
+        self.qkv: FusedLinear | None = None  # set by fuse_projections, for inference
+
+    def fuse_projections(self, column_major: bool = False) -> None:
+        """Compute q, k and v as one matrix product (see lmstack.nn.fusion)."""
+        self.qkv = FusedLinear([self.q_proj, self.k_proj, self.v_proj], column_major)
 
     def forward(
         self,
@@ -143,11 +158,21 @@ class GroupedQueryAttention(nn.Module):
         is_causal: bool = True,
     ) -> Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        if rotary is not None:
-            q, k = apply_rotary(q, k, *rotary)
+        H, KV, D = self.num_heads, self.num_kv_heads, self.head_dim
+        if self.qkv is not None and self.qkv.usable(self.q_proj, self.k_proj, self.v_proj):
+            qkv = self.qkv(x).view(B, T, H + 2 * KV, D)  # [B, T, heads + 2 kv heads, d]
+            qk, v = qkv.split([H + KV, KV], dim=2)
+            if rotary is not None:  # q and k rotate in one pass: half the elementwise ops
+                cos, sin = rotary
+                qk = rotate(qk, cos[:, :, None], sin[:, :, None])
+            q, k = qk.split([H, KV], dim=2)
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        else:
+            q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)
+            k = self.k_proj(x).view(B, T, KV, D).transpose(1, 2)
+            v = self.v_proj(x).view(B, T, KV, D).transpose(1, 2)
+            if rotary is not None:
+                q, k = apply_rotary(q, k, *rotary)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)
         out = attend(q, k, v, mask, is_causal=is_causal)

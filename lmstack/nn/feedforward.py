@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lmstack.nn.fusion import FusedLinear
+
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),  # exact erf form (BERT)
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
@@ -50,6 +52,14 @@ class SwiGLU(nn.Module):
         self.up_proj = nn.Linear(hidden, intermediate, bias=bias)
         self.down_proj = nn.Linear(intermediate, hidden, bias=bias)
         self.act = activation(act)
+        self.gate_up: FusedLinear | None = None  # set by fuse_projections, for inference
+
+    def fuse_projections(self, column_major: bool = False) -> None:
+        """Compute gate and up as one matrix product (see lmstack.nn.fusion)."""
+        self.gate_up = FusedLinear([self.gate_proj, self.up_proj], column_major)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.gate_up is not None and self.gate_up.usable(self.gate_proj, self.up_proj):
+            gate, up = self.gate_up(x).chunk(2, dim=-1)  # [..., intermediate] each
+            return self.down_proj(self.act(gate) * up)
         return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))

@@ -112,10 +112,15 @@ def rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate x's channel pairs by angles whose cos/sin tables broadcast against x."""
+    return x * cos + rotate_half(x) * sin
+
+
 def apply_rotary(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
     """Rotate [B, heads, T, head_dim] q and k by the [B, T, head_dim] cos/sin tables."""
     cos, sin = cos[:, None], sin[:, None]
-    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    return rotate(q, cos, sin), rotate(k, cos, sin)
 
 
 # ---------------------------------------------------------------- relative (T5)

@@ -212,6 +212,19 @@ def test_gqa_grouping_is_consecutive_not_strided():
     torch.testing.assert_close(got, naive_attention(q, k, v, allowed), atol=1e-5, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("kv_heads", [2, 1], ids=["gqa", "mqa"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_query_per_row_groups_heads_consecutively(kv_heads, masked):
+    """Decoding (one query) runs each kv head's query heads as its queries: same answer."""
+    torch.manual_seed(5)
+    q, k, v = torch.randn(3, 4, 1, 8), torch.randn(3, kv_heads, 6, 8), torch.randn(3, kv_heads, 6, 8)
+    padding = torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1], [0] * 5 + [1]]) if masked else None
+    mask = build_attention_mask(padding, 1, 6, True, torch.float32)
+    got = attend(q, k, v, mask, is_causal=True).double()
+    want = naive_attention(q, k, v, naive_allowed(padding, 3, 1, 6, True))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
 # ---------------------------------------------------------------- the module
 
 
