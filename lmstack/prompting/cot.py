@@ -16,7 +16,7 @@ _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _FINAL = [
     rf"####\s*({_NUMBER})",
     rf"\\boxed\{{\s*({_NUMBER})\s*\}}",
-    rf"answer\s*(?:is|:|=)\s*[:\s]*\**\s*({_NUMBER})",
+    rf"(?:answer|答案)\s*(?:is|:|=|是|：)\s*[:：\s]*\**\s*({_NUMBER})",
     rf"(?:total|result|altogether|in all)\s*(?:is|:|=|of)\s*\**\s*({_NUMBER})",
 ]
 
@@ -45,7 +45,7 @@ def extract_choice(text: str, choices: list[str] | None = None, n_choices: int =
     "B) ...", a lone letter; failing those, the one option whose text it quotes."""
     letters = "ABCDEFGHIJ"[:n_choices if choices is None else len(choices)]
     patterns = [
-        rf"answer\s*(?:is|:)?\s*[:\s]*\(?\**([{letters}])\b",
+        rf"(?:answer|答案)\s*(?:is|是|:|：)?\s*[:：\s]*\(?\**([{letters}])\b",
         rf"(?:^|\n)\s*\(?([{letters}])[\).:](?:\s|$)",
         rf"^\s*\(?([{letters}])\)?\s*$",
         rf"\(([{letters}])\)",
