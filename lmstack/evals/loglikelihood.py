@@ -6,10 +6,9 @@ is scored as the *whole string* tokenizes it, context trailing spaces moving ont
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import inspect
 
 import torch
 from torch import Tensor

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmstack.fileio import atomic_write_text
 from lmstack.evals.loglikelihood import encode_pair, loglikelihoods
 from lmstack.evals.stats import wilson_interval
+from lmstack.fileio import atomic_write_text
 from lmstack.prompting.fewshot import Example, FewShotTemplate, select_examples
 
 # The harness's ARC prompt; the choice follows after one space (its target_delimiter).
