@@ -4,7 +4,8 @@ ARC-Easy / ARC-Challenge scored as lm-evaluation-harness scores them (0- vs 5-sh
 acc_norm), and synthetic arithmetic word problems answered directly, with chain-of-thought, and
 by self-consistency (k = 5), each with 95% Wilson intervals and its wall-clock time.
 Run: `.venv/bin/python benchmarks/evals_smollm2.py` (defaults: the first 100 ARC questions of
-each set, 30 problems; about 30-40 minutes on 2 shared cores). Writes results/evals_smollm2.json.
+each set, 20 problems; about 40 minutes on 2 busy shared cores). Writes results/evals_smollm2.json
+and the report card (results/evals_smollm2_report/: report.md, report.png, results.json).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ import torch
 
 import lmstack
 from lmstack.engine import Engine, SamplingParams
-from lmstack.evals import evaluate_mc, few_shot_pool, load_questions, wilson_interval
+from lmstack.evals import few_shot_pool, load_questions, wilson_interval
 from lmstack.evals.arithmetic import cot_prompt, direct_prompt, is_correct, word_problems
 from lmstack.evals.generative_choice import evaluate_generative
+from lmstack.evals.report import report_card
 from lmstack.prompting import extract_number, majority_vote
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multiple_choice"
 RESULTS = Path(__file__).parent / "results" / "evals_smollm2.json"
+REPORT = Path(__file__).parent / "results" / "evals_smollm2_report"  # report.md, report.png
 
 
 def chat(tokenizer, text: str) -> str:
@@ -41,24 +44,33 @@ def rate(hits: int, n: int) -> dict:
     return {"acc": hits / n, "ci95": list(wilson_interval(hits, n)), "n": n}
 
 
-def arithmetic(engine: Engine, tokenizer, n: int, k: int, seed: int) -> dict:
+def arithmetic(engine: Engine, tokenizer, n: int, k: int, seed: int, out: dict,
+               save) -> None:
+    """Fills `out` phase by phase (saving after each): direct, CoT, self-consistency."""
     problems = word_problems(n, seed)
-    out: dict = {}
     t = time.perf_counter()
     replies = engine.generate([chat(tokenizer, direct_prompt(p)) for p in problems],
                               SamplingParams(max_tokens=16, temperature=0))
     answers = [extract_number(r.text) for r in replies]
     out["direct"] = {**rate(sum(is_correct(a, p) for a, p in zip(answers, problems)), n),
                      "seconds": time.perf_counter() - t}
+    out["direct_outputs"] = [r.text for r in replies]
+    save()
+    print("arithmetic direct", out["direct"], flush=True)
     t = time.perf_counter()
     cot = engine.generate([chat(tokenizer, cot_prompt(p)) for p in problems],
-                          SamplingParams(max_tokens=160, temperature=0))
+                          SamplingParams(max_tokens=128, temperature=0))
     answers = [extract_number(r.text) for r in cot]
     out["cot"] = {**rate(sum(is_correct(a, p) for a, p in zip(answers, problems)), n),
                   "seconds": time.perf_counter() - t}
+    # The greedy chain-of-thought replies, kept as real small-model outputs to test extraction.
+    out["cot_outputs"] = [{"question": p.question, "gold": p.answer, "output": r.text}
+                          for p, r in zip(problems, cot)]
+    save()
+    print("arithmetic cot", out["cot"], flush=True)
     t = time.perf_counter()
     prompts = [chat(tokenizer, cot_prompt(p)) for p in problems for _ in range(k)]
-    params = [SamplingParams(max_tokens=160, temperature=0.7, top_p=0.95, seed=seed + j)
+    params = [SamplingParams(max_tokens=128, temperature=0.7, top_p=0.95, seed=seed + j)
               for j in range(len(prompts))]
     samples = engine.generate(prompts, params)
     votes = [majority_vote([extract_number(s.text) for s in samples[i * k:(i + 1) * k]])[0]
@@ -66,17 +78,14 @@ def arithmetic(engine: Engine, tokenizer, n: int, k: int, seed: int) -> dict:
     out[f"self_consistency_k{k}"] = {
         **rate(sum(is_correct(v, p) for v, p in zip(votes, problems)), n),
         "seconds": time.perf_counter() - t}
-    # The greedy chain-of-thought replies, kept as real small-model outputs to test extraction.
-    out["cot_outputs"] = [{"question": p.question, "gold": p.answer, "output": r.text}
-                          for p, r in zip(problems, cot)]
-    out["direct_outputs"] = [r.text for r in replies]
-    return out
+    out["sampled_outputs"] = [s.text for s in samples[:2 * k]]
+    save()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arc", type=int, default=100, help="first n questions of each ARC set")
-    ap.add_argument("--problems", type=int, default=30, help="arithmetic word problems")
+    ap.add_argument("--problems", type=int, default=20, help="arithmetic word problems")
     ap.add_argument("--k", type=int, default=5, help="self-consistency samples")
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
@@ -92,20 +101,27 @@ def main() -> None:
         RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
 
     engine = Engine(model, tokenizer, max_num_seqs=64, seed=args.seed)
-    result["arithmetic"] = arithmetic(engine, tokenizer, args.problems, args.k, args.seed)
-    save()
+    result["arithmetic"] = {}
+    arithmetic(engine, tokenizer, args.problems, args.k, args.seed, result["arithmetic"], save)
+    # ARC through the report card: one run gives the table's numbers and the README's picture.
+    t = time.perf_counter()
+    sets = {}
     for name in ("arc-easy", "arc-challenge"):
         test = DATA / name / "test.json"
-        questions = load_questions(test, limit=args.arc)
-        pool = load_questions(few_shot_pool(test))
-        for shots in (0, 5):
-            t = time.perf_counter()
-            r = evaluate_mc(model, tokenizer, questions, shots=shots, pool=pool, seed=args.seed)
-            r.pop("records")
-            result["arc"][f"{name}/{shots}-shot"] = {**r, "seconds": time.perf_counter() - t}
-            print(name, shots, {k: v for k, v in r.items() if k in ("acc", "acc_norm")},
-                  f"{time.perf_counter() - t:.0f}s", flush=True)
-            save()
+        sets[name] = (load_questions(test, limit=args.arc), load_questions(few_shot_pool(test)))
+    held_out = (DATA.parent / "pretrain" / "tinyshakespeare.txt").read_text("utf-8")[:8000]
+    report_card(model, tokenizer, "SmolLM2-135M-Instruct", REPORT, sets, (0, 5), held_out)
+    card = json.loads((REPORT / "results.json").read_text("utf-8"))
+    for name, by_shots in card["mc"].items():
+        for shots, r in by_shots.items():
+            result["arc"][f"{name}/{shots}-shot"] = r
+            print(name, shots, f"acc {r['acc']:.3f} acc_norm {r['acc_norm']:.3f}",
+                  f"{r['seconds']:.0f}s", flush=True)
+    result["perplexity_tinyshakespeare_8k_chars"] = card.get("perplexity")
+    result["calibration_ece"] = card["calibration"]["ece"]
+    result["report_seconds"] = time.perf_counter() - t
+    save()
+    for name, (questions, _) in sets.items():
         t = time.perf_counter()
 
         def generate(prompts: list[str]) -> list[str]:
@@ -116,6 +132,7 @@ def main() -> None:
         r = evaluate_generative(generate, questions, shots=0)
         r.pop("records")
         result["arc"][f"{name}/0-shot-generative"] = {**r, "seconds": time.perf_counter() - t}
+        print(name, "generative", f"acc {r['acc']:.3f}", flush=True)
         save()
     print(f"{'task':34} {'acc':>7} {'acc_norm':>8} {'n':>4} {'seconds':>8}")
     for key, r in {**result["arc"], **{f"arithmetic/{k}": v for k, v in
