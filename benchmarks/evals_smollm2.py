@@ -26,7 +26,7 @@ import lmstack
 from lmstack.engine import Engine, SamplingParams
 from lmstack.evals import few_shot_pool, load_questions, wilson_interval
 from lmstack.evals.arithmetic import cot_prompt, direct_prompt, is_correct, word_problems
-from lmstack.evals.generative_choice import evaluate_generative
+from lmstack.evals.generative_choice import LETTER_TEMPLATE, evaluate_generative, lettered
 from lmstack.evals.report import report_card
 from lmstack.prompting import extract_number, majority_vote
 
@@ -82,12 +82,33 @@ def arithmetic(engine: Engine, tokenizer, n: int, k: int, seed: int, out: dict,
     save()
 
 
+def collect(model, tokenizer, path: Path, seed: int) -> None:
+    """Raw replies for the extraction corpus (tests/prompting/data/): chain-of-thought answers to
+    12 problems with room to finish (200 tokens) and letter answers to 20 ARC-Easy questions
+    from the dev split. The labels in that corpus were then written by hand."""
+    engine = Engine(model, tokenizer, max_num_seqs=64, seed=seed)
+    problems = word_problems(12, seed + 1)
+    cot = engine.generate([chat(tokenizer, cot_prompt(p)) for p in problems],
+                          SamplingParams(max_tokens=200, temperature=0))
+    questions = load_questions(DATA / "arc-easy" / "dev.json", limit=20)
+    prompts = [LETTER_TEMPLATE.render(lettered(q)) for q in questions]
+    letters = engine.generate([chat(tokenizer, p) for p in prompts],
+                              SamplingParams(max_tokens=8, temperature=0))
+    rows = [{"kind": "number", "prompt": cot_prompt(p), "output": o.text}
+            for p, o in zip(problems, cot)]
+    rows += [{"kind": "choice", "choices": q.choices, "prompt": p, "output": o.text}
+             for q, p, o in zip(questions, prompts, letters)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arc", type=int, default=100, help="first n questions of each ARC set")
     ap.add_argument("--problems", type=int, default=20, help="arithmetic word problems")
     ap.add_argument("--k", type=int, default=5, help="self-consistency samples")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--collect", type=Path, help="only write raw replies for the extraction "
+                    "corpus to this JSONL")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     t = time.perf_counter()
@@ -96,6 +117,9 @@ def main() -> None:
                     "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "threads": torch.get_num_threads(), "load_seconds": time.perf_counter() - t,
                     "arc_questions": args.arc, "seed": args.seed, "arc": {}}
+    if args.collect:
+        collect(model, tokenizer, args.collect, args.seed)
+        return
 
     def save() -> None:
         RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

@@ -45,16 +45,17 @@ def extract_choice(text: str, choices: list[str] | None = None, n_choices: int =
     "B) ...", a lone letter; failing those, the one option whose text it quotes."""
     letters = "ABCDEFGHIJ"[:n_choices if choices is None else len(choices)]
     patterns = [
-        rf"(?:answer|答案)\s*(?:is|是|:|：)?\s*[:：\s]*\(?\**([{letters}])\b",
+        # "answer" in any case, the letter in capitals: "the answer is a mask" picks no A.
+        rf"(?i:answer|答案)\s*(?i:is|是|:|：)?\s*[:：\s]*\(?\**([{letters}])\b",
         rf"(?:^|\n)\s*\(?([{letters}])[\).:](?:\s|$)",
         rf"^\s*\(?([{letters}])\)?\s*$",
         rf"\(([{letters}])\)",
         rf"^\s*([{letters}])\b",
     ]
     for pattern in patterns:
-        found = re.search(pattern, text, flags=re.IGNORECASE if pattern is patterns[0] else 0)
+        found = re.search(pattern, text)
         if found:
-            return letters.index(found.group(1).upper())
+            return letters.index(found.group(1))
     if choices:
         quoted = [i for i, c in enumerate(choices) if c.strip() and c.strip().lower()
                   in text.lower()]
