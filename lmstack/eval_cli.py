@@ -135,8 +135,7 @@ def eval_report(
                                      "start of tinyshakespeare when ../shared/data is there)"),
     text_chars: int = typer.Option(20_000, help="characters of that text to score"),
 ) -> None:
-    """A markdown report card with plots: perplexity, multiple choice per shot count, and
-    the calibration of the choice probabilities."""
+    """A markdown report card with plots: perplexity, accuracy per shot count, calibration."""
     from lmstack.demo.corpus import find_shared_data
     from lmstack.evals import few_shot_pool, load_questions
     from lmstack.evals.report import report_card
