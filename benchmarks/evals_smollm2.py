@@ -3,8 +3,8 @@
 ARC-Easy / ARC-Challenge scored as lm-evaluation-harness scores them (0- vs 5-shot, acc and
 acc_norm), and synthetic arithmetic word problems answered directly, with chain-of-thought, and
 by self-consistency (k = 5), each with 95% Wilson intervals and its wall-clock time.
-Run: `.venv/bin/python benchmarks/evals_smollm2.py` (defaults: the first 100 ARC questions of
-each set, 20 problems; about 40 minutes on 2 busy shared cores). Writes results/evals_smollm2.json
+Run: `.venv/bin/python benchmarks/evals_smollm2.py` (defaults: the first 250 ARC questions of
+each set, 20 problems; 15 minutes on 2 quiet cores, far longer when they are shared). Writes results/evals_smollm2.json
 and the report card (results/evals_smollm2_report/: report.md, report.png, results.json).
 """
 
@@ -103,7 +103,7 @@ def collect(model, tokenizer, path: Path, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arc", type=int, default=100, help="first n questions of each ARC set")
+    ap.add_argument("--arc", type=int, default=250, help="first n questions of each ARC set")
     ap.add_argument("--problems", type=int, default=20, help="arithmetic word problems")
     ap.add_argument("--k", type=int, default=5, help="self-consistency samples")
     ap.add_argument("--seed", type=int, default=1234)
