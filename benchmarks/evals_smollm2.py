@@ -4,8 +4,9 @@ ARC-Easy / ARC-Challenge scored as lm-evaluation-harness scores them (0- vs 5-sh
 acc_norm), and synthetic arithmetic word problems answered directly, with chain-of-thought, and
 by self-consistency (k = 5), each with 95% Wilson intervals and its wall-clock time.
 Run: `.venv/bin/python benchmarks/evals_smollm2.py` (defaults: the first 250 ARC questions of
-each set, 20 problems; 15 minutes on 2 quiet cores, far longer when they are shared). Writes results/evals_smollm2.json
-and the report card (results/evals_smollm2_report/: report.md, report.png, results.json).
+each set, 20 problems; 15 minutes on 2 quiet cores, far longer on busy ones). Writes
+results/evals_smollm2.json and the report card (results/evals_smollm2_report/: report.md,
+report.png, results.json).
 """
 
 from __future__ import annotations
