@@ -17,17 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent / "lmstack"
 # __init__: `lmstack.load`). Names not yet in the tree are the floors' planned tenants.
 FLOORS: list[set[str]] = [
     {"fileio"},                                      # atomic writes; leans on nothing
-    {"nn", "chat", "foundations"},                   # building blocks; chat imports no torch
+    {"nn", "chat", "foundations", "prompting"},      # building blocks; chat, prompting: no torch
     {"models", "tokenizer"},                         # architectures + registry; tokenizers
     {"lmstack", "data", "train", "adapt", "quant", "evals", "embed"},
     {"engine", "retrieve"},                          # inference; vector search
     {"rag", "agent"},                                # talk to a model only through chat/
     {"serve"},                                       # the OpenAI-compatible HTTP service
     {"apps"},                                        # the roadmap's showcase projects
-    {"demo", "learn", "cli", "__main__"},            # the command line, `lmstack demo`/`learn`
+    {"demo", "learn", "cli", "eval_cli", "__main__"},  # the command line, `lmstack demo`/`learn`
 ]
 FLOOR_OF = {unit: level for level, units in enumerate(FLOORS) for unit in units}
-LIGHT = {"chat"}  # importable without torch, so RAG and agents can run against a remote model
+# Importable without torch, so RAG and agents can run against a remote model (and prompting's
+# templates, voting and JSON checks serve them too).
+LIGHT = {"chat", "prompting"}
 
 
 def module_name(path: Path) -> str:

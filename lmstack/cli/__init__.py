@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
+from lmstack.eval_cli import eval_app
 from lmstack.learn.command import learn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -170,8 +171,7 @@ def export_gguf_command(
 
 data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
 app.add_typer(data_app, name="data")
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models.")
-app.add_typer(eval_app, name="eval")
+app.add_typer(eval_app, name="eval")  # lmstack/eval_cli.py: ppl, mc, report
 
 
 @data_app.command("prepare")
@@ -223,37 +223,6 @@ def train(
         if e.is_main:
             err_console.print(str(e), highlight=False, soft_wrap=True)
         sys.exit(130)  # not typer.Exit: click returns that code instead of exiting with it
-
-
-@eval_app.command("ppl")
-def eval_ppl(
-    model: Path = typer.Argument(..., help=MODEL_HELP + ", with its tokenizer"),
-    file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
-    seq_len: int = typer.Option(256, help="window length in tokens"),
-    stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
-    bf16: bool = typer.Option(False, metavar="", help="run under bfloat16 autocast"),
-) -> None:
-    """Perplexity (per token) and loss per character of a causal LM on a text file."""
-    import lmstack
-    from lmstack.evals import text_perplexity
-
-    if not file.is_file():
-        raise UserError(f"no such file: {file}")
-    m, tok = lmstack.load(model_path(model))
-    if not hasattr(m, "lm_head"):
-        raise UserError(f"{model} is not a causal language model; perplexity needs one")
-    if tok is None:
-        raise UserError(f"{model} has no tokenizer; save one into it (lmstack tokenizer train "
-                        "... --out FOLDER)")
-    out = text_perplexity(m, tok, file.read_text(encoding="utf-8"), seq_len=seq_len,
-                          stride=stride, precision="bf16" if bf16 else "fp32")
-    table = Table(title=f"{model} on {file}", show_header=False)
-    table.add_row("tokens scored", f"{out['tokens']:,}")
-    table.add_row("loss / token (nats)", f"{out['loss']:.4f}")
-    table.add_row("perplexity / token", f"{out['ppl']:.2f}")
-    table.add_row("loss / character (nats)", f"{out['loss_per_char']:.4f}")
-    table.add_row("bits / character", f"{out['bits_per_char']:.4f}")
-    console.print(table)
 
 
 # ---- serving

@@ -1,0 +1,163 @@
+"""`lmstack eval ...`: perplexity, multiple choice and the report card from the command line.
+
+A thin shell over lmstack.evals (scoring as lm-evaluation-harness does); user errors raise
+ValueError, which `lmstack.cli.main` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models.")
+console = Console()
+
+
+def _load(model: str):
+    import lmstack
+
+    m, tok = lmstack.load(model)
+    if not hasattr(m, "lm_head") or tok is None:
+        raise ValueError(f"{model} is not a causal language model with a tokenizer; "
+                         "these evaluations need one")
+    return m, tok
+
+
+def _progress(total: int, what: str):
+    from rich.progress import Progress
+
+    bar = Progress(console=console, transient=True)
+    task = bar.add_task(what, total=total)
+    return bar, lambda n: bar.advance(task, n)
+
+
+@eval_app.command("ppl")
+def eval_ppl(
+    model: str = typer.Argument(..., help="model folder, GGUF file or short name (smollm2), "
+                                "with its tokenizer"),
+    file: Path = typer.Argument(..., help="held-out UTF-8 text file"),
+    seq_len: int = typer.Option(256, help="window length in tokens"),
+    stride: int | None = typer.Option(None, help="window step (default seq_len/2)"),
+    bf16: bool = typer.Option(False, metavar="", help="run under bfloat16 autocast"),
+) -> None:
+    """Perplexity (per token) and loss per character of a causal LM on a text file."""
+    from lmstack.evals import text_perplexity
+
+    if not file.is_file():
+        raise ValueError(f"no such file: {file}")
+    m, tok = _load(model)
+    out = text_perplexity(m, tok, file.read_text(encoding="utf-8"), seq_len=seq_len,
+                          stride=stride, precision="bf16" if bf16 else "fp32")
+    table = Table(title=f"{model} on {file}", show_header=False)
+    table.add_row("tokens scored", f"{out['tokens']:,}")
+    table.add_row("loss / token (nats)", f"{out['loss']:.4f}")
+    table.add_row("perplexity / token", f"{out['ppl']:.2f}")
+    table.add_row("loss / character (nats)", f"{out['loss_per_char']:.4f}")
+    table.add_row("bits / character", f"{out['bits_per_char']:.4f}")
+    console.print(table)
+
+
+@eval_app.command("mc")
+def eval_mc(
+    model: str = typer.Argument(..., help="model folder, GGUF file or short name (smollm2)"),
+    data: Path = typer.Option(..., "--data", help="JSONL: centerpiece, options, "
+                              "correct_options_idx (ARC's shape)"),
+    shots: int = typer.Option(0, "--shots", help="solved examples before each question"),
+    limit: int | None = typer.Option(None, help="score only the first n questions"),
+    seed: int = typer.Option(1234, help="seed of the per-question few-shot sample"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="per-question scores (JSONL)"),
+    generative: bool = typer.Option(False, metavar="", help="generate an answer letter "
+                                    "through the chat template instead of log-likelihoods"),
+) -> None:
+    """Multiple-choice accuracy: acc and acc_norm as lm-evaluation-harness defines them."""
+    from lmstack.evals import evaluate_mc, few_shot_pool, load_questions
+
+    if shots < 0:
+        raise ValueError(f"--shots must be >= 0, got {shots}")
+    questions = load_questions(data, limit=limit)
+    pool = load_questions(few_shot_pool(data))
+    m, tok = _load(model)
+    if generative:
+        r = _generative(m, tok, questions, shots, pool, seed)
+    else:
+        bar, advance = _progress(sum(len(q.choices) for q in questions), "scoring choices")
+        with bar:
+            r = evaluate_mc(m, tok, questions, shots=shots, pool=pool, seed=seed,
+                            on_progress=advance)
+    if out:
+        from lmstack.evals.multiple_choice import write_jsonl
+
+        write_jsonl(out, r["records"])
+    table = Table(title=f"{model} on {data} ({shots}-shot, {r['n']} questions)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for key in ("acc", "acc_norm"):
+        if key in r:
+            lo, hi = r[f"{key}_ci95"]
+            table.add_row(key, f"{r[key]:.4f}", f"{lo:.3f}-{hi:.3f}")
+    if generative:
+        table.add_row("unreadable replies", str(r["unreadable"]), "")
+    console.print(table)
+
+
+def _generative(model, tok, questions, shots, pool, seed) -> dict:
+    from lmstack.engine import Engine, SamplingParams
+    from lmstack.evals.generative_choice import evaluate_generative
+
+    engine = Engine(model, tok)
+
+    def generate(prompts: list[str]) -> list[str]:
+        chats = [tok.apply_chat_template([{"role": "user", "content": p}],
+                                         add_generation_prompt=True) for p in prompts]
+        outs = engine.generate(chats, SamplingParams(max_tokens=8, temperature=0))
+        return [o.text for o in outs]
+
+    return evaluate_generative(generate, questions, shots=shots, pool=pool, seed=seed)
+
+
+@eval_app.command("report")
+def eval_report(
+    model: str = typer.Argument(..., help="model folder, GGUF file or short name (smollm2)"),
+    out: Path = typer.Option(Path("runs/report"), "--out", "-o", help="folder for report.md"),
+    data: list[Path] | None = typer.Option(None, "--data", help="multiple-choice JSONL files "
+                                           "(default: ARC-Easy and ARC-Challenge test sets)"),
+    limit: int = typer.Option(100, help="first n questions of each set"),
+    shots: str = typer.Option("0,5", help="shot counts, comma-separated"),
+    text: Path | None = typer.Option(None, help="held-out text for perplexity (default: the "
+                                     "start of tinyshakespeare when ../shared/data is there)"),
+    text_chars: int = typer.Option(20_000, help="characters of that text to score"),
+) -> None:
+    """A markdown report card with plots: perplexity, accuracy per shot count, calibration."""
+    from lmstack.demo.corpus import find_shared_data
+    from lmstack.evals import few_shot_pool, load_questions
+    from lmstack.evals.report import report_card
+
+    try:
+        counts = sorted({int(s) for s in shots.split(",") if s.strip()})
+    except ValueError:
+        raise ValueError(f"--shots takes comma-separated integers like 0,5; got {shots!r}"
+                         ) from None
+    shared = find_shared_data()
+    if not data:
+        if shared is None:
+            raise ValueError("no --data given and ../shared/data is not there; pass --data FILE")
+        data = [shared / "multiple_choice" / s / "test.json" for s in ("arc-easy",
+                                                                         "arc-challenge")]
+    sets = {(p.parent.name if p.name == "test.json" else p.stem):
+            (load_questions(p, limit=limit), load_questions(few_shot_pool(p))) for p in data}
+    if text is None and shared is not None and (shared / "pretrain/tinyshakespeare.txt"
+                                                 ).is_file():
+        text = shared / "pretrain" / "tinyshakespeare.txt"
+    if text is not None and not text.is_file():
+        raise ValueError(f"no such file: {text}")
+    m, tok = _load(model)
+    body = text.read_text(encoding="utf-8")[:text_chars] if text else None
+    total = sum(len(q.choices) for qs, _ in sets.values() for q in qs) * len(counts)
+    bar, advance = _progress(total, "report card")
+    with bar:
+        path = report_card(m, tok, str(model), out, sets, counts, body, on_progress=advance)
+    console.print(f"wrote {path} (and report.png, results.json)")
