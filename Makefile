@@ -49,6 +49,8 @@ bench: install
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/real_model.py
+	$(BIN)/python benchmarks/evals_smollm2.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
