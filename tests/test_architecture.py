@@ -168,3 +168,11 @@ def test_no_import_circles():
     assert not new, "import circles (a lazy import counts):\n" + "\n".join(new)
     gone = [" <-> ".join(sorted(c)) for c in KNOWN_CIRCLES - found]
     assert not gone, "no longer circles; remove them from KNOWN_CIRCLES:\n" + "\n".join(gone)
+
+
+def test_test_files_have_unique_basenames():
+    # tests/ has no __init__.py files, so pytest imports each test file by its basename: two
+    # files of the same name in different folders stop the whole run at collection.
+    names = [p.name for p in (ROOT.parent / "tests").rglob("test_*.py")]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    assert not twins, f"rename one of each: {twins}"
