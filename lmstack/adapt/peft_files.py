@@ -4,6 +4,10 @@ PEFT wraps the model twice (PeftModel.base_model = LoraModel, whose .model is th
 its saved keys are our module names behind "base_model.model.", without the adapter's name:
 `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`. A folder we write loads with
 `peft.PeftModel.from_pretrained`, and one PEFT wrote loads here (tests/adapt/test_lora.py).
+
+GPT-2 keeps its projections as Conv1D ([in, out]); PEFT marks adapters on those layers
+`fan_in_fan_out`, which changes only how it merges: A and B have the usual nn.Linear shapes, so
+the same factors fit our nn.Linear layers as they are.
 """
 
 from __future__ import annotations
@@ -16,9 +20,22 @@ from torch import nn
 
 from lmstack.adapt.lora import apply_lora, lora_layers
 from lmstack.fileio import atomic_write, atomic_write_text
+from lmstack.models.registry import family_of
 
 PREFIX = "base_model.model."
 CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+
+
+def fan_in_fan_out(model: nn.Module, names) -> bool:
+    """Whether the checkpoint stores these layers transposed (Conv1D), as one flag for all."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return False
+    stored = {family_of(model).transposes(f"{name}.weight") for name in names}
+    if len(stored) > 1:
+        raise ValueError("the LoRA targets mix Conv1D and Linear layers; PEFT has one "
+                         "fan_in_fan_out flag per adapter")
+    return stored.pop()
 
 
 def adapter_config(model: nn.Module, base_model: str | None = None) -> dict:
@@ -34,7 +51,8 @@ def adapter_config(model: nn.Module, base_model: str | None = None) -> dict:
     return {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model,
         "r": first.r, "lora_alpha": first.alpha, "lora_dropout": dropout,
-        "use_rslora": first.use_rslora, "fan_in_fan_out": False, "bias": "none",
+        "use_rslora": first.use_rslora, "fan_in_fan_out": fan_in_fan_out(model, layers),
+        "bias": "none",
         "target_modules": sorted({name.rpartition(".")[2] for name in layers}),
         "modules_to_save": None, "inference_mode": True, "init_lora_weights": True,
     }
@@ -61,7 +79,7 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     if config.get("peft_type") != "LORA":
         raise ValueError(f"{folder} holds a {config.get('peft_type')} adapter; only LORA loads")
-    unsupported = {k: config[k] for k in ("fan_in_fan_out", "modules_to_save", "rank_pattern",
+    unsupported = {k: config[k] for k in ("modules_to_save", "rank_pattern",
                                           "alpha_pattern", "use_dora") if config.get(k)}
     if config.get("bias", "none") != "none":
         unsupported["bias"] = config["bias"]
@@ -72,6 +90,9 @@ def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:
     apply_lora(model, targets, r=config["r"], alpha=config["lora_alpha"],
                dropout=config.get("lora_dropout", 0.0), use_rslora=config.get("use_rslora", False))
     layers = lora_layers(model)
+    if bool(config.get("fan_in_fan_out")) != fan_in_fan_out(model, layers):
+        raise ValueError(f"{folder}: fan_in_fan_out={config.get('fan_in_fan_out')} does not "
+                         "match how this model's checkpoint stores the target layers")
     wanted = {f"{PREFIX}{n}.{p}.weight" for n in layers for p in ("lora_A", "lora_B")}
     tensors = load_file(folder / WEIGHTS)
     if set(tensors) != wanted:
