@@ -126,6 +126,18 @@ def unmerge(model: nn.Module) -> nn.Module:
     return model
 
 
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge every update, then put the plain base Linears back: the model is an ordinary one
+    again (its state dict, `save_pretrained` and the engine's fused q/k/v see no LoRA). Its
+    parameters stay frozen, as apply_lora left them; `requires_grad_(True)` to train it all."""
+    for name, layer in lora_layers(model).items():
+        layer.merge()
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, layer.base_layer)
+    return model
+
+
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts, as PEFT's `get_nb_trainable_parameters` gives."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

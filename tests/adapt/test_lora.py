@@ -16,6 +16,7 @@ from lmstack.adapt import (
     load_adapter,
     lora_layers,
     merge,
+    merge_and_unload,
     parameter_counts,
     save_adapter,
     unmerge,
@@ -132,6 +133,21 @@ def test_merge_equals_unmerged_and_unmerge_restores(folder, ids):
     unmerge(ours)
     torch.testing.assert_close(q.base_layer.weight, original, atol=1e-6, rtol=0)
     torch.testing.assert_close(logits(ours, ids), unmerged, **TOL)
+
+
+def test_merge_and_unload_saves_a_plain_model_equal_to_peft(folder, ids, tmp_path):
+    """Merged and unwrapped, our model saves as an ordinary HF folder that transformers loads
+    with the logits PEFT's own merge_and_unload gives."""
+    theirs = peft_model(folder)
+    ours = apply_lora(load(folder)[0], r=R, alpha=ALPHA).eval()
+    copy_from_peft(ours, theirs)
+    merge_and_unload(ours)
+    assert not lora_layers(ours) and all(p.requires_grad is False for p in ours.parameters())
+    ours.save_pretrained(tmp_path / "merged")
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    want = logits(theirs.merge_and_unload(), ids)
+    torch.testing.assert_close(logits(reloaded, ids), want, **TOL)
+    torch.testing.assert_close(logits(ours, ids), want, **TOL)
 
 
 def test_fresh_adapter_is_identity_and_freezes_base(folder, ids):
