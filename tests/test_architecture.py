@@ -29,7 +29,7 @@ FLOORS: list[set[str]] = [
 FLOOR_OF = {unit: level for level, units in enumerate(FLOORS) for unit in units}
 # Importable without torch, so RAG and agents can run against a remote model (and prompting's
 # templates, voting and JSON checks serve them too).
-LIGHT = {"chat", "prompting"}
+LIGHT = {"chat", "prompting", "agent"}
 
 
 def module_name(path: Path) -> str:
