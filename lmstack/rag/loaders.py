@@ -1,5 +1,6 @@
 """Load documents as text from under one root folder: .txt, .md, .html (tags dropped with the
-standard library's html.parser), and whole folders in sorted order, so two runs over the same
+standard library's html.parser), .pdf (pypdf's text extraction, pages apart by a blank line),
+and whole folders in sorted order, so two runs over the same
 files give the same documents in the same order.
 
 Every path is resolved (symlinks followed, `..` folded) before it is read, and refused with
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-SUFFIXES = (".txt", ".md", ".html", ".htm")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
 
 class OutsideRoot(ValueError):
@@ -80,6 +81,13 @@ def html_to_text(html: str) -> str:
     return "\n".join(out).strip()
 
 
+def pdf_to_text(path: Path) -> str:
+    from pypdf import PdfReader  # imported here: only PDF users need it installed
+
+    pages = (page.extract_text() or "" for page in PdfReader(path).pages)
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
 def load_file(root: str | Path, path: str | Path) -> Document:
     """One file under `root` as a Document."""
     full = inside(root, path)
@@ -87,9 +95,12 @@ def load_file(root: str | Path, path: str | Path) -> Document:
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: cannot load {suffix or 'a file without a suffix'}; "
                          f"supported: {', '.join(SUFFIXES)}")
-    text = full.read_text(encoding="utf-8")
-    if suffix in (".html", ".htm"):
-        text = html_to_text(text)
+    if suffix == ".pdf":
+        text = pdf_to_text(full)
+    else:
+        text = full.read_text(encoding="utf-8")
+        if suffix in (".html", ".htm"):
+            text = html_to_text(text)
     return Document(full.relative_to(Path(root).resolve()).as_posix(), text)
 
 

@@ -14,6 +14,31 @@ PAGE = """<html><head><title>T</title><style>p {color: red}</style></head>
 <script>alert("no")</script><ul><li>one</li><li>two</li></ul></body></html>"""
 
 
+def tiny_pdf(lines: list[str]) -> bytes:
+    """A real one-page-per-line PDF, written out by hand (objects, xref table with the true
+    byte offsets, trailer) so the test needs no PDF writer."""
+    n = len(lines)
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{kids}] /Count {n} >>"]
+    font = 3 + 2 * n
+    for i, line in enumerate(lines):
+        stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {4 + 2 * i} 0 R >>")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
 @pytest.fixture
 def root(tmp_path):
     docs = tmp_path / "docs"
@@ -21,6 +46,7 @@ def root(tmp_path):
     (docs / "b.md").write_text("# B\n\nbee", encoding="utf-8")
     (docs / "a.txt").write_text("ay 中文", encoding="utf-8")
     (docs / "sub" / "c.html").write_text(PAGE, encoding="utf-8")
+    (docs / "d.pdf").write_bytes(tiny_pdf(["Page one text.", "Page two text."]))
     (docs / "skip.bin").write_bytes(b"\x00\x01")
     (tmp_path / "secret.txt").write_text("do not read", encoding="utf-8")
     return docs
@@ -37,9 +63,13 @@ def test_load_each_kind(root):
     assert doc.source == "sub/c.html" and "alert" not in doc.text and "pip & wait" in doc.text
 
 
+def test_load_pdf_pages(root):
+    assert load_file(root, "d.pdf").text == "Page one text.\n\nPage two text."
+
+
 def test_folder_is_sorted_and_repeatable(root):
     docs = load_folder(root)
-    assert [d.source for d in docs] == ["a.txt", "b.md", "sub/c.html"]
+    assert [d.source for d in docs] == ["a.txt", "b.md", "d.pdf", "sub/c.html"]
     assert load_folder(root) == docs
     assert [d.source for d in load_folder(root, "sub")] == ["sub/c.html"]
 
