@@ -103,3 +103,19 @@ def test_bad_sizes_refused():
         fixed_chunks("abc", 0)
     with pytest.raises(ValueError):
         recursive_chunks("abc", 5, overlap=5)
+
+
+def test_by_real_tokens(minilm_folder):
+    # The embedding model's own WordPiece tokenizer: chunks then fit its context as counted
+    # by the model that will embed them.
+    from lmstack.tokenizer.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_folder(minilm_folder)
+
+    def tokens(s):
+        return len(tok.encode(s, add_special_tokens=False))
+    text = MARKDOWN * 3
+    for chunks in (fixed_chunks(text, 12, 4, length=tokens),
+                   recursive_chunks(text, 12, 4, length=tokens)):
+        check_spans(text, chunks, 12, tokens)
+        assert max(tokens(c.text) for c in chunks) >= 9  # windows are filled, not tiny
