@@ -1,0 +1,1 @@
+"""RAG: chunking and loading documents (retrieve, augment, generate builds on these)."""
