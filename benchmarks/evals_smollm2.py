@@ -49,21 +49,21 @@ def arithmetic(engine: Engine, tokenizer, n: int, k: int, seed: int, out: dict,
                save) -> None:
     """Fills `out` phase by phase (saving after each): direct, CoT, self-consistency."""
     problems = word_problems(n, seed)
-    t = time.perf_counter()
-    replies = engine.generate([chat(tokenizer, direct_prompt(p)) for p in problems],
-                              SamplingParams(max_tokens=16, temperature=0))
-    answers = [extract_number(r.text) for r in replies]
-    out["direct"] = {**rate(sum(is_correct(a, p) for a, p in zip(answers, problems)), n),
+
+    def greedy_phase(name: str, make_prompt, max_tokens: int) -> list:
+        t = time.perf_counter()
+        replies = engine.generate([chat(tokenizer, make_prompt(p)) for p in problems],
+                                  SamplingParams(max_tokens=max_tokens, temperature=0))
+        answers = [extract_number(r.text) for r in replies]
+        out[name] = {**rate(sum(is_correct(a, p) for a, p in zip(answers, problems)), n),
                      "seconds": time.perf_counter() - t}
+        return replies
+
+    replies = greedy_phase("direct", direct_prompt, 16)
     out["direct_outputs"] = [r.text for r in replies]
     save()
     print("arithmetic direct", out["direct"], flush=True)
-    t = time.perf_counter()
-    cot = engine.generate([chat(tokenizer, cot_prompt(p)) for p in problems],
-                          SamplingParams(max_tokens=128, temperature=0))
-    answers = [extract_number(r.text) for r in cot]
-    out["cot"] = {**rate(sum(is_correct(a, p) for a, p in zip(answers, problems)), n),
-                  "seconds": time.perf_counter() - t}
+    cot = greedy_phase("cot", cot_prompt, 128)
     # The greedy chain-of-thought replies, kept as real small-model outputs to test extraction.
     out["cot_outputs"] = [{"question": p.question, "gold": p.answer, "output": r.text}
                           for p, r in zip(problems, cot)]
