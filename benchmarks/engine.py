@@ -29,6 +29,7 @@ import torch
 import transformers
 
 from lmstack.engine import Engine, SamplingParams
+from lmstack.fileio import atomic_write_text
 from lmstack.models.generate import generate as static_generate
 from lmstack.models.hub import load_model
 
@@ -305,9 +306,7 @@ def main() -> None:
 def write_results(path: Path, result: dict) -> None:
     """The JSON beside the benchmarks, written whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def print_table(r: dict) -> None:

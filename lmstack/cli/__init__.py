@@ -258,8 +258,6 @@ def serve(
     paths = paths or [DEFAULT_MODEL]
     for path in paths:
         model_path(path)  # all present before any loads: a typo fails at once
-    if not 0 < port < 65536:
-        raise UserError("--port must be between 1 and 65535")
     if max_num_seqs < 1 or max_queue < 1:
         # --max-queue 0 would answer every request with 503: a server that serves nothing.
         raise UserError("--max-num-seqs and --max-queue must be >= 1")

@@ -27,14 +27,16 @@ class Stage:
     default: bool = True          # part of a plain `lmstack demo`
 
 
+def discover(package: str, folder: Path, prefix: str, attr: str) -> list[Any]:
+    """`attr` of every module `prefix*.py` in `folder` (the package `package`), found by path:
+    a registry need not import its own package (which imports the registry: a circle)."""
+    return [getattr(importlib.import_module(f"{package}.{info.name}"), attr)
+            for info in pkgutil.iter_modules([str(folder)]) if info.name.startswith(prefix)]
+
+
 def all_stages() -> list[Stage]:
     """Every stage module's STAGE, in run order (imports only the stage modules: cheap)."""
-    # The stage files sit beside this one; found by path, so this module need not import its
-    # own package (which imports this module: a circle).
-    stages = []
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if info.name.startswith("stage_"):
-            stages.append(importlib.import_module(f"{__package__}.{info.name}").STAGE)
+    stages = discover(__package__, Path(__file__).parent, "stage_", "STAGE")
     return sorted(stages, key=lambda s: (s.order, s.name))
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmstack.models.bert import mean_pool
+
 POOLINGS = ("mean", "cls")
 
 
@@ -22,9 +24,7 @@ def pool(hidden: Tensor, attention_mask: Tensor, pooling: str) -> Tensor:
     if pooling == "cls":
         return hidden[:, 0]
     if pooling == "mean":
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        # clamp: an all-padding row would divide by zero; it pools to the zero vector instead.
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return mean_pool(hidden, attention_mask, normalize=False)
     raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
 
 

@@ -80,7 +80,6 @@ class Engine:
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
         self._aborted: list[Sequence] = []
-        self._errors: dict[str, str] = {}  # request id -> why it was ended alone
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
@@ -188,9 +187,9 @@ class Engine:
                 if error is None:
                     self._append(seq, token, lp)
                 else:  # this request's parameters failed: end it alone, the batch goes on
-                    self.abort(seq.request_id)
-                    self._aborted.remove(seq)  # reported below, once, with its error
-                    self._errors[seq.request_id] = error
+                    del self._seqs[seq.request_id]
+                    self.scheduler.finish(seq, "abort")
+                    seq.error = error  # reported below, once, with the rest of to_sample
         self._counters["steps"] += 1
         self._counters["generation_tokens"] += len(to_sample)
         self._recent.append((time.perf_counter(), len(to_sample)))
@@ -252,7 +251,7 @@ class Engine:
             finished=seq.finished, finish_reason=seq.finish_reason,
             prompt_tokens=len(seq.prompt_ids), completion_tokens=len(seq.output_ids),
             logprobs=seq.new_logprobs if seq.params.logprobs is not None else None,
-            error=self._errors.pop(seq.request_id, None))
+            error=seq.error)
         seq.new_text, seq.new_token_ids, seq.new_logprobs = "", [], []
         return out
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lmstack.nn.attention import additive_mask
+
 NULL_BLOCK = 0  # never handed out: padding reads and writes land here
 
 
@@ -192,8 +194,7 @@ class BatchView:
         allowed = (k >= 0) & (k <= q)
         if sliding_window is not None:
             allowed &= k > q - sliding_window
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-        return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+        return additive_mask(allowed, dtype)[:, None]
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store this step's keys and values [B, kv_heads, Q, d]; return every row's keys and

@@ -39,6 +39,7 @@ class Sequence:
     block_table: list[int] = field(default_factory=list)
     status: Status = Status.WAITING
     finish_reason: str | None = None
+    error: str | None = None  # why it was ended alone (its own parameters failed)
     arrival_time: float = field(default_factory=time.perf_counter)
     first_token_time: float | None = None
     # What the next RequestOutput will report (cleared when it is sent).

@@ -14,7 +14,7 @@ from typing import Any
 
 from lmstack.evals.multiple_choice import MCQuestion, evaluate_mc
 from lmstack.evals.perplexity import text_perplexity
-from lmstack.fileio import atomic_write_text
+from lmstack.fileio import atomic_write, atomic_write_text
 
 
 def calibration(records: Sequence[dict], bins: int = 10) -> dict[str, Any]:
@@ -62,10 +62,8 @@ def _plot(mc: dict[str, dict[int, dict]], cal: dict, path: Path, title: str) -> 
     right.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def report_card(

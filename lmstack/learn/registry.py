@@ -6,12 +6,12 @@ file. A topic's `run(out, tiny)` writes `out/report.md` (and its plots) and retu
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lmstack.demo.registry import discover
 
 
 @dataclass(frozen=True)
@@ -19,16 +19,12 @@ class Topic:
     name: str                                     # what `lmstack learn NAME` calls it
     summary: str                                  # one line in the list of topics
     run: Callable[[Path, bool], dict[str, Any]]   # (output folder, tiny) -> its results
-    chapter: str = "principles"                   # where it sits on the roadmap
 
 
 def all_topics() -> list[Topic]:
     """Every topic module's TOPIC, by name (imports only the topic modules; each keeps its
     heavy imports inside `run`, so listing stays fast)."""
-    topics = []
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if info.name.startswith("topic_"):
-            topics.append(importlib.import_module(f"{__package__}.{info.name}").TOPIC)
+    topics = discover(__package__, Path(__file__).parent, "topic_", "TOPIC")
     return sorted(topics, key=lambda t: t.name)
 
 

@@ -81,9 +81,13 @@ def width_for(kind: str, vocab: int, target: int, seq_len: int) -> int:
     return min(options, key=lambda w: abs(count(build(kind, vocab, w, seq_len)) - target))
 
 
-def train_for(model, data, seconds: float, batch: int, seq_len: int, lr: float, seed: int
-              ) -> dict[str, Any]:
-    """AdamW on random windows until the clock runs out; returns steps and tokens/s."""
+TINY_STEPS = 30  # a fixed count, so the tiny run is the same on a busy or a quiet machine
+
+
+def train_for(model, data, seconds: float, batch: int, seq_len: int, lr: float, seed: int,
+              max_steps: int | None = None) -> dict[str, Any]:
+    """AdamW on random windows until the clock runs out, or for exactly `max_steps` (the tiny
+    run: its result must not depend on how fast the machine is); returns steps and tokens/s."""
     import torch
     import torch.nn.functional as F
 
@@ -91,7 +95,8 @@ def train_for(model, data, seconds: float, batch: int, seq_len: int, lr: float, 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model.train()
     steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while (steps < max_steps if max_steps is not None
+           else time.perf_counter() - t0 < seconds):
         start = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=g)
         win = torch.stack([data[s:s + seq_len + 1] for s in start.tolist()])
         loss = F.cross_entropy(model(win[:, :-1]).flatten(0, 1), win[:, 1:].flatten())
@@ -155,7 +160,8 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
         width = width_for(kind, len(chars), target, seq_len)
         model = build(kind, len(chars), width, seq_len)
         before = val_loss(model, val, seq_len, 32 if tiny else 256)
-        stats = train_for(model, train, seconds, batch, seq_len, 3e-3, seed=i)
+        stats = train_for(model, train, seconds, batch, seq_len, 3e-3, seed=i,
+                          max_steps=TINY_STEPS if tiny else None)
         after = val_loss(model, val, seq_len, 32 if tiny else 256)
         probe = torch.stack([data[s:s + seq_len + 1] for s in range(0, 16 * 997, 997)])
         grads[kind] = gradient_by_step(model, kind, probe)

@@ -36,6 +36,8 @@ BLOCK_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
+GGUF_GLOBAL = {ours: theirs for theirs, ours in GLOBAL_NAMES.items()}  # for export
+GGUF_BLOCK = {ours: theirs for theirs, ours in BLOCK_NAMES.items()}
 # Llama-3 files store their rope scaling as this tensor; it becomes config (llama3_scaling).
 ROPE_FREQS = "rope_freqs.weight"
 
@@ -58,12 +60,10 @@ def hf_name(name: str) -> str:
 def gguf_name(name: str) -> str:
     """The inverse of hf_name: 'lm_head.weight' -> 'output.weight'."""
     stem, _, kind = name.rpartition(".")
-    for ours, theirs in ((v, k) for k, v in GLOBAL_NAMES.items()):
-        if stem == ours:
-            return f"{theirs}.{kind}"
+    if stem in GGUF_GLOBAL:
+        return f"{GGUF_GLOBAL[stem]}.{kind}"
     _, _, layer, rest = stem.split(".", 3)
-    block = {v: k for k, v in BLOCK_NAMES.items()}[rest]
-    return f"blk.{layer}.{block}.{kind}"
+    return f"blk.{layer}.{GGUF_BLOCK[rest]}.{kind}"
 
 
 def rotary_permute(w: np.ndarray, n_head: int, inverse: bool = False) -> np.ndarray:

@@ -63,7 +63,6 @@ class Architecture:
         return self.model_class(config)
 
 
-FAMILIES: list[Family] = []
 ARCHITECTURES: dict[str, Architecture] = {}
 _DEFAULT: dict[str, Architecture] = {}  # model_type -> the architecture used when none is named
 _FAMILY_OF_CONFIG: dict[type[ModelConfig], Family] = {}
@@ -71,7 +70,6 @@ _FAMILY_OF_CONFIG: dict[type[ModelConfig], Family] = {}
 
 def register(family: Family) -> None:
     """Add a family's architectures; a model file calls this once, after its classes."""
-    FAMILIES.append(family)
     _FAMILY_OF_CONFIG[family.config_class] = family
     for model_type, prefix in family.prefixes.items():
         for i, (suffix, cls) in enumerate(family.heads.items()):

@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from lmstack.models.base import PretrainedModel
 from lmstack.models.config import ModelConfig
 from lmstack.models.registry import Family, register
-from lmstack.nn.attention import attend, build_attention_mask, causal_mask
+from lmstack.nn.attention import additive_mask, attend, build_attention_mask, causal_mask
 from lmstack.nn.feedforward import activation
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import relative_position_bucket
@@ -294,9 +294,7 @@ class T5ForConditionalGeneration(PretrainedModel):
         dtype = self.shared.weight.dtype
         causal = context.attention_mask(dtype)
         if causal is None:  # the context leaves causality to SDPA; we add a bias, so spell it out
-            allowed = causal_mask(T, L, decoder_input_ids.device)
-            causal = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-            causal = causal.masked_fill_(~allowed, torch.finfo(dtype).min)
+            causal = additive_mask(causal_mask(T, L, decoder_input_ids.device), dtype)
         first = self.decoder.block[0].layer[0].SelfAttention
         self_bias = first.position_bias(T, L) + causal
         cross_bias = _padding_bias(attention_mask, T, encoder_hidden.shape[1], dtype,

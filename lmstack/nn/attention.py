@@ -71,7 +71,13 @@ def build_attention_mask(
         allowed = causal_mask(q_len, k_len, device, sliding_window)[None, None]
     if attention_mask is not None:
         allowed = allowed & attention_mask[:, None, None, :].to(torch.bool)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return additive_mask(allowed, dtype)
+
+
+def additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
+    """0 where `allowed`, the dtype's most negative value elsewhere (same shape): the form SDPA
+    adds to its scores, so a fully masked row softmaxes to uniform weights, not NaN."""
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
     return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
 
 

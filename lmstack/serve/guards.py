@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmstack.serve.errors import error_body
+from lmstack.serve.errors import SafeJSONResponse, error_body
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # far above any prompt a context can hold
 
 
 async def _send_error(send: Any, status: int, message: str, code: str) -> None:
-    from lmstack.serve.errors import SafeJSONResponse
-
     response = SafeJSONResponse(error_body(message, "invalid_request_error", None, code),
                                 status_code=status)
     await send({"type": "http.response.start", "status": status,
@@ -32,10 +30,9 @@ class RequestGuards:
         self.app, self.max_body_bytes = app, max_body_bytes
         self.allowed_hosts = {h.lower() for h in allowed_hosts or []}
 
-    def _host_allowed(self, scope: dict) -> bool:
+    def _host_allowed(self, headers: dict[bytes, bytes]) -> bool:
         if not self.allowed_hosts or "*" in self.allowed_hosts:
             return True
-        headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1").lower()
         # Without the port; an IPv6 literal keeps its brackets ("[::1]:8000" -> "[::1]").
         name = host[:host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
@@ -44,10 +41,10 @@ class RequestGuards:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if not self._host_allowed(scope):
+        headers = dict(scope.get("headers") or [])
+        if not self._host_allowed(headers):
             return await _send_error(send, 400, "This Host header is not allowed here (the "
                                      "server runs with --allowed-hosts).", "host_not_allowed")
-        headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1")
         too_big = (f"The request body is larger than this server accepts "
                    f"({self.max_body_bytes} bytes); send a shorter prompt.")

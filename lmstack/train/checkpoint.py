@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 STATE_FILE = "trainer_state.pt"
-STATE_KEYS = ("step", "tokens_seen", "optimizer", "scheduler", "sampler", "rng", "world_size")
+STATE_KEYS = ("step", "tokens_seen", "optimizer", "scheduler", "scaler", "sampler", "rng",
+              "world_size")
 SUMMARY_FILE = "trainer_state.json"
 PREFIX = "step-"
 

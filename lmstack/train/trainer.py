@@ -211,7 +211,7 @@ class Trainer:
             rng = {"per_rank": gathered}
         return {
             "step": self.step, "tokens_seen": self.tokens_seen,
-            "elapsed": self.elapsed_before + self._elapsed(),
+            "elapsed": self._spent(),
             "optimizer": self._optimizer_state(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "sampler": self.sampler.state_dict(),
             "rng": rng, "max_steps": self.max_steps, "world_size": self.dist.world_size,
