@@ -243,6 +243,11 @@ def serve(
         None, "--name", help="served name per PATH, in order (default: the short name, the "
         "file's stem or the folder's name)"),
     max_num_seqs: int = typer.Option(64, help="sequences decoded together in one step"),
+    prefix_caching: bool = typer.Option(
+        True, help="reuse the KV blocks of prompt prefixes seen before (same outputs)"),
+    speculative_tokens: int = typer.Option(
+        0, help="greedy requests guess this many tokens by prompt lookup and check them in "
+        "one pass (same outputs; pays on answers that quote their prompt); 0 turns it off"),
     max_model_len: int | None = typer.Option(None, help="context limit (default: model's)"),
     max_queue: int = typer.Option(256, help="waiting requests beyond which new ones get 503"),
     max_body_mb: float = typer.Option(4.0, help="largest request body in MB (larger: 413)"),
@@ -263,8 +268,11 @@ def serve(
         raise UserError("--max-num-seqs and --max-queue must be >= 1")
     if not max_body_mb > 0:
         raise UserError("--max-body-mb must be > 0")
+    if speculative_tokens < 0:
+        raise UserError("--speculative-tokens must be >= 0")
     models = load_entries(paths, name, max_num_seqs=max_num_seqs, max_model_len=max_model_len,
-                          max_queue=max_queue)
+                          max_queue=max_queue, enable_prefix_caching=prefix_caching,
+                          speculative_tokens=speculative_tokens)
     for entry in models.values():
         console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"

@@ -18,9 +18,14 @@ from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
 from lmstack.engine.prefix_cache import PrefixCachingAllocator
 from lmstack.engine.sampler import Sampler, SampleRow
 from lmstack.engine.scheduler import Scheduler, Sequence
+from lmstack.engine.speculative import can_speculate, propose_ngram, verify_greedy
 from lmstack.nn.fusion import fuse_projections, pack_weights
 
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # when num_blocks is not given: up to 1 GiB of keys + values
+# Speculation pays while a decode step is bound by reading the weights; with more rows the
+# step turns compute-bound and checking guesses costs more than it saves (vLLM turns it off
+# by batch size too).
+SPECULATE_MAX_BATCH = 4
 
 
 class Engine:
@@ -39,6 +44,8 @@ class Engine:
     twice the weight memory, decoding measured 1.2-1.4x faster on an AVX-512 CPU.
     enable_prefix_caching (on by default, as in vLLM) reuses the KV blocks of prompt prefixes
     seen before (see lmstack.engine.prefix_cache); outputs are the same either way.
+    speculative_tokens=k > 0 lets greedy requests guess up to k tokens by prompt lookup and
+    check them in one pass (see lmstack.engine.speculative); outputs are the same tokens.
     Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
@@ -47,6 +54,7 @@ class Engine:
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
         max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
         packed_weights: bool = False, enable_prefix_caching: bool = True,
+        speculative_tokens: int = 0,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -82,11 +90,13 @@ class Engine:
                                    max_num_batched_tokens)
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
         self.max_queue = max_queue
+        self.speculative_tokens = speculative_tokens
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
         self._aborted: list[Sequence] = []
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
-                          "requests_finished": 0}
+                          "requests_finished": 0, "speculative_proposed": 0,
+                          "speculative_accepted": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
 
     # ------------------------------------------------------------------ requests
@@ -167,22 +177,25 @@ class Engine:
         groups = [[(s, n) for s, n in batch if n == 1], [(s, n) for s, n in batch if n > 1]]
         # Prompt tokens (and recomputed ones after a preemption), not fed-back samples.
         self._counters["prefill_tokens"] += sum(n for s, n in batch if n > 1 or not s.output_ids)
+        drafts = self._propose(groups[0])
         to_sample: list[Sequence] = []
+        checked: list[tuple[Sequence, list[int]]] = []
         logits = []
         for group in groups:
             if not group:
                 continue
-            group_logits = self._forward(group)
+            group_logits = self._forward(group, drafts)  # [B, Q, vocab]
             rows = []
             for row, (seq, n) in enumerate(group):
                 self.scheduler.computed(seq, n)
-                if seq.num_computed == seq.num_tokens:  # prompt (or recompute) complete
+                if seq in drafts:  # logits after the real token and after each guess
+                    guess = drafts[seq]
+                    checked.append((seq, verify_greedy(guess, group_logits[row, -1 - len(guess):])))
+                elif seq.num_computed == seq.num_tokens:  # prompt (or recompute) complete
                     to_sample.append(seq)
                     rows.append(row)
-            if len(rows) == len(group):
-                logits.append(group_logits)
-            elif rows:  # mid-prompt chunks have nothing to sample yet
-                logits.append(group_logits[rows])
+            if rows:  # mid-prompt chunks have nothing to sample yet
+                logits.append(group_logits[rows, -1])
         if to_sample:
             rows = [SampleRow(s.params, s.prompt_ids, s.output_ids, s.generator)
                     for s in to_sample]
@@ -195,25 +208,63 @@ class Engine:
                     del self._seqs[seq.request_id]
                     self.scheduler.finish(seq, "abort")
                     seq.error = error  # reported below, once, with the rest of to_sample
+        generated = len(to_sample) + sum(self._keep(seq, tokens) for seq, tokens in checked)
         self._counters["steps"] += 1
-        self._counters["generation_tokens"] += len(to_sample)
-        self._recent.append((time.perf_counter(), len(to_sample)))
-        for seq in to_sample:
+        self._counters["generation_tokens"] += generated
+        self._recent.append((time.perf_counter(), generated))
+        for seq in to_sample + [seq for seq, _ in checked]:
             if seq.new_token_ids or seq.finished:
                 outputs.append(self._output(seq))
         return outputs
 
-    def _forward(self, group: list[tuple[Sequence, int]]) -> torch.Tensor:
-        """Logits [B, vocab] at each row's newest token, for a left-padded batch."""
-        context = [s.num_computed + n for s, n in group]
-        queries = [n for _, n in group]
+    def _forward(self, group: list[tuple[Sequence, int]],
+                 drafts: dict[Sequence, list[int]]) -> torch.Tensor:
+        """Logits [B, Q, vocab] for a left-padded batch: Q = 1 (each row's newest token)
+        unless some rows carry guesses, which then follow their real tokens."""
+        guesses = [drafts.get(s, []) for s, _ in group]
+        queries = [n + len(g) for (_, n), g in zip(group, guesses, strict=True)]
+        context = [s.num_computed + q for (s, _), q in zip(group, queries, strict=True)]
         Q = max(queries)
         step = self.cache.prepare([s.block_table for s, _ in group], context, queries)
-        ids = [[0] * (Q - n) + seq.tokens(seq.num_computed, ctx)
-               for (seq, n), ctx in zip(group, context, strict=True)]
+        ids = [[0] * (Q - q) + seq.tokens(seq.num_computed, seq.num_computed + n) + g
+               for (seq, n), q, g in zip(group, queries, guesses, strict=True)]
         input_ids = torch.tensor(ids, device=self.device)
-        logits = self.model(input_ids, context=step, logits_to_keep=1)
-        return logits[:, -1]
+        return self.model(input_ids, context=step, logits_to_keep=Q if any(guesses) else 1)
+
+    def _propose(self, decoding: list[tuple[Sequence, int]]) -> dict[Sequence, list[int]]:
+        """Prompt-lookup guesses for the greedy rows of a small decode batch, each with the
+        KV blocks its guesses need (a row whose blocks cannot grow guesses less)."""
+        if not self.speculative_tokens or len(decoding) > SPECULATE_MAX_BATCH:
+            return {}
+        drafts, alloc, bs = {}, self.cache.allocator, self.cache.block_size
+        for seq, _ in decoding:
+            room = min(self.speculative_tokens, seq.params.max_tokens - len(seq.output_ids) - 1,
+                       self.max_model_len - seq.num_tokens - 1)
+            if room < 1 or not can_speculate(seq.params):
+                continue
+            guess = propose_ngram(seq.tokens(0, seq.num_tokens), room)
+            more = self.cache.blocks_for(seq.num_tokens + len(guess)) - len(seq.block_table)
+            if more > alloc.num_free:
+                guess = guess[:len(seq.block_table) * bs - seq.num_tokens]
+            elif more > 0:
+                seq.block_table += alloc.allocate(more)
+            if guess:
+                drafts[seq] = guess
+                self._counters["speculative_proposed"] += len(guess)
+        return drafts
+
+    def _keep(self, seq: Sequence, tokens: list[int]) -> int:
+        """Append the checked guesses the model agreed with and its own next token; the kept
+        guesses' keys and values are already in the cache. Returns the tokens appended."""
+        self._counters["speculative_accepted"] += len(tokens) - 1
+        appended = 0
+        for token in tokens:
+            self._append(seq, token, None)
+            appended += 1
+            if seq.finished:
+                return appended
+        self.scheduler.computed(seq, len(tokens) - 1)
+        return appended
 
     def _append(self, seq: Sequence, token: int, logprob) -> None:
         """Record a sampled token and decide whether the sequence is done."""
