@@ -13,6 +13,7 @@ from collections import deque
 import torch
 
 from lmstack.engine.detokenizer import IncrementalDetokenizer, StopChecker
+from lmstack.engine.json_guide import JsonGuide, constrain, token_texts
 from lmstack.engine.paged_cache import PagedKVCache
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
 from lmstack.engine.prefix_cache import PrefixCachingAllocator
@@ -93,6 +94,7 @@ class Engine:
         self.speculative_tokens = speculative_tokens
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
+        self._token_texts: list[str] | None = None  # built on the first guided request
         self._aborted: list[Sequence] = []
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0, "speculative_proposed": 0,
@@ -126,6 +128,13 @@ class Engine:
                 f"the request needs {kv_tokens} tokens of KV cache but the engine holds only "
                 f"{self.cache.allocator.capacity * self.cache.block_size}; lower max_tokens or "
                 "shorten the prompt, or start the engine with more num_blocks")
+        guide = None
+        if params.guided_json is not None:
+            if self.tokenizer is None:
+                raise ValueError("guided decoding needs the engine's tokenizer")
+            if self._token_texts is None:
+                self._token_texts = token_texts(self.tokenizer, vocab)
+            guide = JsonGuide(params.guided_json, self._token_texts)
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device)
@@ -133,7 +142,7 @@ class Engine:
         return Sequence(
             request_id=request_id or uuid.uuid4().hex, prompt_ids=ids, params=params,
             detokenizer=IncrementalDetokenizer(self.tokenizer, ids, params.skip_special_tokens),
-            stop=StopChecker(params.stop), generator=generator)
+            stop=StopChecker(params.stop), generator=generator, guide=guide)
 
     def add_sequence(self, seq: Sequence, check_queue: bool = True) -> str:
         if seq.request_id in self._seqs:
@@ -199,9 +208,15 @@ class Engine:
         if to_sample:
             rows = [SampleRow(s.params, s.prompt_ids, s.output_ids, s.generator)
                     for s in to_sample]
-            result = self.sampler(logits[0] if len(logits) == 1 else torch.cat(logits), rows)
-            for seq, token, lp, error in zip(to_sample, result.token_ids, result.logprobs,
-                                             result.errors, strict=True):
+            stacked = logits[0] if len(logits) == 1 else torch.cat(logits)
+            # A guided row may only sample what keeps its JSON valid (masked in place).
+            stuck = {i for i, s in enumerate(to_sample)
+                     if s.guide is not None and not _constrain_row(s, stacked[i])}
+            result = self.sampler(stacked, rows)
+            for i, (seq, token, lp, error) in enumerate(zip(
+                    to_sample, result.token_ids, result.logprobs, result.errors, strict=True)):
+                if i in stuck:
+                    error = "guided decoding found no token that continues valid JSON"
                 if error is None:
                     self._append(seq, token, lp)
                 else:  # this request's parameters failed: end it alone, the batch goes on
@@ -282,6 +297,10 @@ class Engine:
             seq.new_text += seq.stop.add(seq.detokenizer.add(token))
             if seq.stop.stopped:
                 reason = "stop"
+            elif seq.guide is not None:
+                seq.guide.accept(token)
+                if seq.guide.done:  # the JSON is complete: nothing may follow it
+                    reason = "stop"
         if reason is None and (len(seq.output_ids) >= p.max_tokens
                                or seq.num_tokens >= self.max_model_len):
             reason = "length"
@@ -376,6 +395,14 @@ def column_major_weights(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
             module.weight.data = module.weight.data.t().contiguous().t()
+
+
+def _constrain_row(seq: Sequence, logits: torch.Tensor) -> bool:
+    """Mask one guided row; any failure ends that request alone, never the batch."""
+    try:
+        return constrain(seq.guide, logits)
+    except Exception:  # noqa: BLE001 - reported to its request as "no valid token"
+        return False
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import torch
 
@@ -42,6 +43,7 @@ class Sequence:
     # the tokens shapes this sequence's keys and values (e.g. its LoRA adapter).
     block_names: list[bytes] = field(default_factory=list)
     cache_salt: str | None = None
+    guide: Any = None  # a JsonGuide when the output must match a JSON Schema
     status: Status = Status.WAITING
     finish_reason: str | None = None
     error: str | None = None  # why it was ended alone (its own parameters failed)

@@ -41,6 +41,7 @@ def verify_greedy(drafts: list[int], logits: Tensor) -> list[int]:
 
 
 def can_speculate(params) -> bool:
-    """Plain greedy only: sampling, penalties (which depend on each kept token) or logprobs
-    would make the check more than an argmax comparison."""
-    return params.greedy and not params.needs_penalties and params.logprobs is None
+    """Plain greedy only: sampling, penalties (which depend on each kept token), logprobs or
+    a guide's mask would make the check more than an argmax comparison."""
+    return (params.greedy and not params.needs_penalties and params.logprobs is None
+            and params.guided_json is None)
