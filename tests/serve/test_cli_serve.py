@@ -31,7 +31,7 @@ def test_serve_command(lm_folder, minilm_folder, free_port):
         while True:
             assert proc.poll() is None, proc.stdout.read()
             try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
