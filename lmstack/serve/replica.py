@@ -83,8 +83,12 @@ class Replica:
         loop, done = asyncio.get_running_loop(), asyncio.get_running_loop().create_future()
 
         def settle(app: Any, error: BaseException | None) -> None:
-            if not done.done():
-                done.set_result(app) if error is None else done.set_exception(error)
+            if done.done():  # the replica was stopped mid-load
+                return
+            if error is None:
+                done.set_result(app)
+            else:
+                done.set_exception(error)
 
         def work() -> None:
             try:
