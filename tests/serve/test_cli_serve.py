@@ -65,6 +65,8 @@ def test_serve_bad_arguments(lm_folder, tmp_path):
         (["serve", str(tmp_path)], "not a model folder"),
         # 0 once started a server that answered every request with 503.
         (["serve", str(lm_folder), "--max-queue", "0"], "--max-queue must be >= 1"),
+        (["serve", str(lm_folder), "--log-format", "xml"], "--log-format must be one of"),
+        (["serve", str(lm_folder), "--grace-seconds", "-1"], "--grace-seconds must be >= 0"),
     ]
     # All at once: each run pays for importing torch.
     procs = [(lmstack(*args), words) for args, words in cases]

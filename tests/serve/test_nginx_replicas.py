@@ -4,7 +4,9 @@ requests still succeed, nginx's access log showing the dead replica tried, then 
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "deploy"))
-from run_replicas import Cluster, find_nginx
+from run_replicas import BALANCE, Cluster, Nginx, find_nginx
 
 pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed; `make "
                                 "nginx` installs Debian's package when run as root")
@@ -46,3 +48,19 @@ def test_nginx_balances_and_fails_over(lm_folder, tmp_path):
     # The dead replica was tried (connection refused: 502) and the request went on to the live
     # one; max_fails then kept it out of rotation for fail_timeout.
     assert ([first, second], ["502", "200"]) in tried, log[6:]
+
+
+@pytest.mark.parametrize("balance", ["least_conn", "session"])
+def test_rendered_config_passes_nginx_check(balance, tmp_path):
+    """`nginx -t` parses the rendered template in both balancing modes (no replicas needed)."""
+    nginx = Nginx(tmp_path, port=8080, upstreams=[8001, 8002], balance=balance)
+    check = subprocess.run([find_nginx(), "-t", "-p", str(tmp_path), "-c",
+                            str(tmp_path / "nginx.conf")], capture_output=True, text=True,
+                           check=False)
+    assert check.returncode == 0, check.stderr
+    rendered = (tmp_path / "lmstack.conf").read_text()
+    assert not re.search(r"\{\{\w+\}\}", rendered)  # every placeholder filled
+    assert f"access_log {nginx.access_log} lmstack;" in rendered
+    active = {name for name, line in BALANCE.items()
+              if re.search(rf"^\s*{re.escape(line)}$", rendered, re.MULTILINE)}
+    assert active == {balance}
