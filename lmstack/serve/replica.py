@@ -28,7 +28,7 @@ from lmstack.serve.logs import request_id
 
 log = logging.getLogger("lmstack.serve")
 access_log = logging.getLogger("lmstack.access")
-PROBES = {"/health", "/ready", "/metrics"}  # answered in every phase, never refused
+PROBES = {"/health", "/ready", "/metrics"}  # never refused for draining; quiet in the log
 # An id we are willing to echo into headers and logs: no spaces, quotes or control characters.
 SANE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
