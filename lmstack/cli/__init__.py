@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
-from lmstack.eval_cli import eval_app
+from lmstack.eval_cli import agent_app, eval_app
 from lmstack.learn.command import learn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -173,6 +173,7 @@ def export_gguf_command(
 data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")  # lmstack/eval_cli.py: ppl, mc, report
+app.add_typer(agent_app, name="agent")  # lmstack/eval_cli.py: agent eval (BFCL)
 
 
 @data_app.command("prepare")
