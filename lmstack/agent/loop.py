@@ -60,9 +60,12 @@ def over_budget(budget: Budget, tokens: int) -> bool:
 
 def run_tools(model: ChatModel, messages: Sequence[MessageLike], registry: ToolRegistry,
               max_steps: int = 8, *, budget: Budget | None = None, trace: Trace | None = None,
-              agent: str = "agent", **sampling: Any) -> AgentRun:
+              agent: str = "agent", force_first_call: bool = False, **sampling: Any
+              ) -> AgentRun:
     """Run the loop from `messages` (not modified) until an answer or the budget runs out
-    (`budget`, else `max_steps` model calls)."""
+    (`budget`, else `max_steps` model calls). force_first_call sends tool_choice="required"
+    on the first model call only (a schema-guided call on lmstack's engine), so the model
+    must act first and is free to answer in words once it has seen the result."""
     budget = budget or Budget(max_steps=max_steps)
     trace = trace if trace is not None else Trace()
     history = [to_message(m) for m in messages]
@@ -70,7 +73,9 @@ def run_tools(model: ChatModel, messages: Sequence[MessageLike], registry: ToolR
     done: list[ToolStep] = []
     tokens = 0
     for step in range(1, budget.max_steps + 1):
-        reply = ask(model, history, trace, agent, step, schemas or None, **sampling)
+        forced = {"tool_choice": "required"} if force_first_call and step == 1 and schemas \
+            else {}
+        reply = ask(model, history, trace, agent, step, schemas or None, **sampling, **forced)
         tokens += reply.usage.total_tokens
         history.append(reply.message)
         if not reply.tool_calls:
