@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,6 +52,12 @@ class VectorIndex(ABC):
     the file format. A backend stores vectors under labels and answers top-k by label."""
 
     kind: str = ""  # the name save() writes and load() dispatches on
+    kinds: ClassVar[dict[str, type[VectorIndex]]] = {}  # every backend by kind, once defined
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            VectorIndex.kinds[cls.kind] = cls
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -150,10 +156,12 @@ class VectorIndex(ABC):
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
         state = json.loads(str(arrays.pop("state")))
-        backends = {cls.kind: cls for cls in (ExactIndex, FaissIndex)}
-        if state["kind"] not in backends:
-            raise ValueError(f"{path}: unknown index kind {state['kind']!r}")
-        index = backends[state["kind"]]._restore(state["dim"], state["options"], arrays)
+        backend = VectorIndex.kinds.get(state["kind"])
+        if backend is None:  # a backend in its own module (qdrant) registers when imported
+            raise ValueError(f"{path}: index kind {state['kind']!r} is not loaded; known: "
+                             f"{sorted(VectorIndex.kinds)} (import lmstack.retrieve.qdrant "
+                             "for 'qdrant')")
+        index = backend._restore(state["dim"], state["options"], arrays)
         index._next_label = state["next_label"]
         for label, i, meta in zip(state["labels"], state["ids"], state["metadata"], strict=True):
             index._label[i], index._id[label], index._meta[label] = label, i, meta
