@@ -74,6 +74,10 @@ class VectorIndex(ABC):
     def __contains__(self, id: Id) -> bool:
         return id in self._label
 
+    def ids(self) -> list[Id]:
+        """Every live id, in insertion order."""
+        return list(self._label)
+
     def _check(self, ids: Sequence[Id], vectors: np.ndarray,
                metadata: Sequence[dict] | None) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
