@@ -22,6 +22,7 @@ import numpy as np
 from lmstack.rag.chunking import recursive_chunks
 from lmstack.rag.loaders import Document, load_folder
 from lmstack.retrieve.index import FaissIndex, Filter, VectorIndex
+from lmstack.retrieve.mmr import mmr
 from lmstack.retrieve.store import Change, DocumentStore, StoredChunk
 
 Spans = Callable[[str], Sequence[tuple[int, int]]]
@@ -111,12 +112,19 @@ class KnowledgeBase:
         return len(missing), len(stale)
 
     # -- reading ------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, filter: Filter = None) -> list[tuple[StoredChunk,
-                                                                                    float]]:
+    def search(self, query: str, k: int = 5, filter: Filter = None,
+               mmr_lambda: float | None = None, fetch_k: int = 20) -> list[tuple[StoredChunk,
+                                                                                   float]]:
         """The k chunks nearest to `query`, best first, as (chunk, cosine score). `filter` runs
-        on the document metadata plus "source" and "ordinal"."""
-        hits = self.index.search(self.embedder.encode([query])[0], k, filter)
-        return [(self.store.chunk(h.id), h.score) for h in hits]
+        on the document metadata plus "source" and "ordinal". With `mmr_lambda`, the fetch_k
+        nearest are re-ordered by maximal marginal relevance (retrieve/mmr.py) first."""
+        q = self.embedder.encode([query])[0]
+        hits = self.index.search(q, k if mmr_lambda is None else max(k, fetch_k), filter)
+        found = [(self.store.chunk(h.id), h.score) for h in hits]
+        if mmr_lambda is not None and found:
+            vectors = self.embedder.encode([c.text for c, _ in found])
+            found = [found[i] for i in mmr(q, vectors, k, mmr_lambda)]
+        return found
 
     def close(self) -> None:
         self.store.close()

@@ -142,3 +142,15 @@ def test_other_backends_and_a_wrong_embedder(tmp_path, docs):
 
     with pytest.raises(ValueError, match="64-d vectors but the embedder makes 128-d"):
         KnowledgeBase(tmp_path / "kb", Wider(), small_chunks)
+
+
+def test_mmr_search_skips_copies(tmp_path):
+    embedder = WordHashEmbedder()
+    with open_kb(tmp_path, embedder) as kb:
+        for i in range(3):
+            kb.ingest(f"copy{i}.txt", "Cats purr softly on the warm mat.")
+        kb.ingest("other.txt", "Cats chase mice in the barn.")
+        plain = [c.source for c, _ in kb.search("cats purr on the mat", 2)]
+        diverse = [c.source for c, _ in kb.search("cats purr on the mat", 2, mmr_lambda=0.5)]
+        assert all(s.startswith("copy") for s in plain)
+        assert diverse[0].startswith("copy") and diverse[1] == "other.txt"
