@@ -11,9 +11,8 @@ import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -23,11 +22,13 @@ Id = str | int
 Filter = Mapping[str, Any] | Callable[[dict], bool] | None
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    """One search result. A tuple rather than a frozen dataclass: a batch of 1000 queries
+    makes 10,000 of them, and a tuple is built several times faster."""
+
     id: Id
     score: float
-    metadata: dict = field(default_factory=dict)
+    metadata: dict
 
 
 def matches(metadata: dict, where: Filter) -> bool:
@@ -136,9 +137,12 @@ class VectorIndex(ABC):
         if k <= 0:
             return [[] for _ in queries]
         scores, labels = self._search(queries, k, allowed)
-        return [[Hit(self._id[lb], float(s), self._meta[lb])
-                 for s, lb in zip(row_s.tolist(), row_l.tolist(), strict=True) if lb in self._id]
-                for row_s, row_l in zip(scores, labels, strict=True)]
+        # Plain Python lists and one dict lookup per hit: at faiss speeds this loop is a
+        # sizeable part of a query's time. Label -1 (a short row) finds no id and is dropped.
+        user_id, meta = self._id.get, self._meta
+        return [[Hit(i, s, meta[lb]) for s, lb in zip(row_s, row_l, strict=True)
+                 if (i := user_id(lb)) is not None]
+                for row_s, row_l in zip(scores.tolist(), labels.tolist(), strict=True)]
 
     def save(self, path: str | Path) -> None:
         """One .npz file (no pickles), replaced atomically: a crash leaves the old file."""
