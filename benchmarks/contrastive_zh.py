@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     Trainer(encoder, Contrastive(temperature=0.05), data, config).fit()
     train_s = time.perf_counter() - t0
-    losses = [json.loads(line)["loss"] for line in
-              (work / "run" / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    logged = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [[r["step"], r["loss"]] for r in logged if "loss" in r]  # every log_every steps
 
     embedder = Embedder(encoder, tokenizer, max_length=args.passage_chars, batch_size=32)
     index = ExactIndex(embedder.dim)
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                   "parameters": sum(p.numel() for p in encoder.parameters()),
                   "passage_chars": args.passage_chars},
         "training": {"steps": args.steps, "batch": args.batch, "seconds": train_s,
-                     "first_loss": losses[0] if losses else None,
-                     "last_loss": losses[-1] if losses else None},
+                     "loss_by_step": losses},
         "ours_dense": recall_at(dense, gold), "bm25_char_bigrams": recall_at(lexical, gold),
     }
     text = json.dumps(report, indent=2) + "\n"
