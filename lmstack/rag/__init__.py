@@ -1,1 +1,2 @@
-"""RAG: chunking and loading documents (retrieve, augment, generate builds on these)."""
+"""RAG: loading and chunking documents (fixed, recursive, semantic) and the knowledge base that
+keeps their store and vector index in step (retrieve, augment, generate builds on these)."""

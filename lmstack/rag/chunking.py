@@ -84,7 +84,7 @@ def _windows(text: str, start: int, stop: int, size: int, overlap: int,
     return spans
 
 
-def _chunks(text: str, spans: list[tuple[int, int]]) -> list[Chunk]:
+def trimmed_chunks(text: str, spans: list[tuple[int, int]]) -> list[Chunk]:
     """Trim whitespace at each span's edges (moving the span with it); drop empty ones."""
     out = []
     for start, end in spans:
@@ -100,7 +100,7 @@ def _chunks(text: str, spans: list[tuple[int, int]]) -> list[Chunk]:
 def fixed_chunks(text: str, size: int, overlap: int = 0, length: Length = len) -> list[Chunk]:
     """Windows of at most `size` units, neighbours sharing up to `overlap` units."""
     _check(size, overlap)
-    return _chunks(text, _windows(text, 0, len(text), size, overlap, length))
+    return trimmed_chunks(text, _windows(text, 0, len(text), size, overlap, length))
 
 
 def _pieces(text: str, start: int, stop: int, level: int, size: int,
@@ -153,4 +153,4 @@ def recursive_chunks(text: str, size: int, overlap: int = 0,
     spans = []
     for a, b in pairwise(bounds):
         spans += _pack(text, _pieces(text, a, b, 1, size, length), size, overlap, length)
-    return _chunks(text, spans)
+    return trimmed_chunks(text, spans)

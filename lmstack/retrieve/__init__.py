@@ -1,2 +1,3 @@
-"""Retrieval: lexical (BM25), dense vector indexes (exact, faiss, a reference HNSW), fusion, and
-the SQLite document store the indexes' ids point into."""
+"""Retrieval: lexical (BM25), dense vector indexes (exact, faiss, Qdrant, a reference HNSW),
+fusion, MMR diversification, re-ranking, and the SQLite document store the indexes' ids point
+into."""

@@ -20,16 +20,34 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 _IS_CJK = re.compile(rf"[{_CJK}]")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; a run of Chinese characters becomes its overlapping character
-    bigrams (a one-character run stays a unigram), which needs no word dictionary."""
+def tokenize(text: str, chinese: str = "bigrams") -> list[str]:
+    """Lower-cased word tokens. A run of Chinese characters becomes its overlapping character
+    bigrams (a one-character run stays a unigram), which needs no word dictionary; or, with
+    chinese="jieba", the words of jieba's search-engine mode (the jieba package, optional)."""
+    if chinese not in ("bigrams", "jieba"):
+        raise ValueError(f"chinese must be 'bigrams' or 'jieba', not {chinese!r}")
+    cut = _jieba_words() if chinese == "jieba" else None
     tokens: list[str] = []
     for run in _TOKEN.findall(text.lower()):
-        if _IS_CJK.match(run):
-            tokens += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-        else:
+        if not _IS_CJK.match(run):
             tokens.append(run)
+        elif cut is not None:
+            tokens += [w for w in cut(run) if w.strip()]
+        else:
+            tokens += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
     return tokens
+
+
+def _jieba_words():
+    try:
+        import jieba
+    except ImportError:
+        raise ImportError("chinese='jieba' needs the jieba package: pip install jieba "
+                          "(or keep the default character bigrams)") from None
+    import logging
+
+    jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter on every first use
+    return jieba.cut_for_search
 
 
 class BM25:

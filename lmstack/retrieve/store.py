@@ -10,9 +10,9 @@ Chunk ids come from AUTOINCREMENT and are never reused, so an id held by a vecto
 never come to mean a different chunk. Each change reports the chunk ids it added and removed,
 for the caller to apply to its index.
 
-Not yet here (next slice): keeping a vector index in step with the store across a crash
-between the store's commit and the index's save. The plan: the store records the index
-generation it last matched; on open, chunks added or removed after that are re-applied.
+A vector index is kept in step by `lmstack.rag.knowledge_base`: the store is the truth, and
+the index is reconciled against `chunk_ids()` on open and after every change, so a crash
+between the store's commit and the index's save is repaired the next time.
 
 Reference: SQLite's documentation on transactions, https://sqlite.org/lang_transaction.html
 """
@@ -189,6 +189,10 @@ class DocumentStore:
         else:
             rows = self._db.execute(CHUNKS + " WHERE d.source = ? ORDER BY c.ordinal", (source,))
         return [StoredChunk(*r) for r in rows]
+
+    def chunk_ids(self) -> set[int]:
+        """Every chunk id: what a vector index in step with this store must hold."""
+        return {r[0] for r in self._db.execute("SELECT id FROM chunks")}
 
     def chunk(self, chunk_id: int) -> StoredChunk | None:
         row = self._db.execute(CHUNKS + " WHERE c.id = ?", (chunk_id,)).fetchone()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,42 @@ def test_empty_input_and_bad_pooling(embedder):
     assert embedder.encode([]).shape == (0, 384)
     with pytest.raises(ValueError, match="pooling"):
         Embedder(embedder.encoder, embedder.tokenizer, pooling="max")
+
+
+def test_bfloat16_stays_close_to_float32(embedder, reference):
+    import copy
+
+    import torch
+
+    half = Embedder(copy.deepcopy(embedder.encoder), embedder.tokenizer, max_length=256,
+                    dtype="bfloat16")
+    assert next(half.encoder.parameters()).dtype == torch.bfloat16
+    ours = half.encode(SENTENCES)
+    assert ours.dtype == np.float32
+    cos = (ours * reference).sum(1)
+    assert cos.min() >= 0.999, cos
+
+
+def test_auto_dtype_is_measured_and_bad_dtype_refused(embedder):
+    import torch
+
+    from lmstack.embed.embedder import fastest_dtype
+
+    picked = fastest_dtype(384, 1536)
+    assert picked in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        Embedder(embedder.encoder, embedder.tokenizer, dtype="int8")
+
+
+def test_progress_bar_only_on_a_terminal(embedder, monkeypatch):
+    from rich.progress import Progress
+
+    steps = []
+    monkeypatch.setattr(Progress, "advance", lambda self, task, n=1: steps.append(task))
+    shown = Embedder(embedder.encoder, embedder.tokenizer, max_length=256, batch_size=3,
+                     progress=True)
+    shown.encode(SENTENCES)  # pytest's captured stderr is no terminal: no bar
+    assert steps == []
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    np.testing.assert_allclose(shown.encode(SENTENCES), embedder.encode(SENTENCES), atol=1e-6)
+    assert len(steps) == 3  # 7 sentences in batches of 3

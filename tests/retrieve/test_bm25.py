@@ -61,3 +61,12 @@ def test_a_missing_idf_floor_breaks_parity(corpus):
     q = tokenize("the cat")
     gap = np.abs(NoFloor(corpus).scores(q) - BM25Okapi(corpus).get_scores(q)).max()
     assert gap > 1e-3  # the parity test's 1e-9 would fail
+
+
+def test_jieba_words_where_installed():
+    pytest.importorskip("jieba")
+    # Search-engine mode: the long word and its parts, so either form in a query matches.
+    assert tokenize("我们在北京大学学习 BM25", chinese="jieba") == [
+        "我们", "在", "北京", "大学", "北京大学", "学习", "bm25"]
+    with pytest.raises(ValueError, match="'bigrams' or 'jieba'"):
+        tokenize("向量", chinese="words")

@@ -7,7 +7,7 @@ import pytest
 
 from lmstack.retrieve.hnsw import HNSW
 
-N, DIM, QUERIES = 5000, 32, 100
+N, DIM, QUERIES = 10_000, 32, 100
 
 
 def clustered(rng, n, dim=DIM, clusters=50, spread=0.4):

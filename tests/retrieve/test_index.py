@@ -1,4 +1,5 @@
-"""The VectorIndex interface, one test body for every backend; faiss agrees with exact search."""
+"""The VectorIndex interface, one test body for every backend (exact, faiss, Qdrant's in-process
+mode); faiss and Qdrant agree with exact search."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import numpy as np
 import pytest
 
 from lmstack.retrieve.index import ExactIndex, FaissIndex, VectorIndex
+from lmstack.retrieve.qdrant import QdrantIndex
 
 BACKENDS = {
     "exact": lambda dim: ExactIndex(dim),
     "faiss-hnsw": lambda dim: FaissIndex(dim, method="hnsw", m=16),
     "faiss-flat": lambda dim: FaissIndex(dim, method="flat"),
+    "qdrant": lambda dim: QdrantIndex(dim),  # ":memory:"; url="http://..." for a server
 }
 
 
@@ -84,11 +87,14 @@ def test_a_failed_save_leaves_the_old_file(make, tmp_path, monkeypatch):
     assert len(VectorIndex.load(path)) == 2
 
 
-@pytest.mark.parametrize("method", ["hnsw", "flat"])
-def test_faiss_results_equal_exact(method):
+@pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-flat", "qdrant"])
+def test_results_equal_exact(backend):
     rng = np.random.default_rng(3)
     x, queries = unit(rng, 500, 32), unit(rng, 20, 32)
-    exact, ann = ExactIndex(32), FaissIndex(32, method=method, ef_search=200)
+    exact = ExactIndex(32)
+    ann = {"faiss-hnsw": lambda: FaissIndex(32, method="hnsw", ef_search=200),
+           "faiss-flat": lambda: FaissIndex(32, method="flat"),
+           "qdrant": lambda: QdrantIndex(32)}[backend]()
     for index in (exact, ann):
         index.add(list(range(500)), x)
     for q in queries:
@@ -108,7 +114,7 @@ def test_exact_search_is_exact():
 
 def test_a_wrong_metric_breaks_the_agreement():
     # The classic slip: an L2 faiss index where scores should be inner products. On vectors of
-    # unequal length the rankings differ, so test_faiss_results_equal_exact would catch it.
+    # unequal length the rankings differ, so test_results_equal_exact would catch it.
     import faiss
 
     rng = np.random.default_rng(5)
@@ -122,3 +128,25 @@ def test_a_wrong_metric_breaks_the_agreement():
     differ = sum([h.id for h in exact.search(v, 10)] != [h.id for h in wrong.search(v, 10)]
                  for v in q)
     assert differ >= 15
+
+
+def test_qdrant_folder_keeps_its_points_across_a_reopen(tmp_path, monkeypatch):
+    # Local on-disk mode stands in for a server: load() reconnects to the collection it finds
+    # holding the saved points instead of uploading them again.
+    x = unit(np.random.default_rng(6), 20)
+    index = QdrantIndex(16, location=str(tmp_path / "qdrant"), collection="kb")
+    index.add([f"d{i}" for i in range(20)], x, [{"n": i} for i in range(20)])
+    index.delete(["d3"])
+    index.save(tmp_path / "kb.npz")
+    index.close()
+    with pytest.raises(ValueError, match="already holds 19 points"):
+        QdrantIndex(16, location=str(tmp_path / "qdrant"), collection="kb")
+
+    uploads = []
+    real_add = QdrantIndex._add
+    monkeypatch.setattr(QdrantIndex, "_add", lambda self, *a: uploads.append(a) or real_add(self, *a))
+    again = VectorIndex.load(tmp_path / "kb.npz")
+    assert uploads == [] and len(again) == 19
+    assert again.search(x[5], 1)[0].id == "d5" and "d3" not in again
+    assert again.client.count("kb").count == 19
+    again.close()
