@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lmstack.apps.sentiment.cli import sentiment_app
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
 from lmstack.eval_cli import eval_app
 from lmstack.learn.command import learn
@@ -24,6 +25,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.command(name="learn")(learn)
+apps_app = typer.Typer(no_args_is_help=True, help="The roadmap's projects, end to end.")
+apps_app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(apps_app, name="apps")
 console = Console()
 err_console = Console(stderr=True)
 

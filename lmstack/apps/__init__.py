@@ -1,0 +1,2 @@
+"""The roadmap's showcase projects: small end-to-end applications built on the stack below
+(models, tokenizers, training, serving), each with its own `lmstack apps NAME` commands."""
