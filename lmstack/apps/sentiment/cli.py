@@ -21,7 +21,6 @@ console = Console()
 INIT_HELP = ("where the encoder starts: minilm (the packaged all-MiniLM-L6-v2, English), "
              "pretrain (a small Chinese BERT pretrained here with masked LM first), scratch "
              "(the same small BERT, random), or a BERT folder with its tokenizer")
-DEFAULT_INIT = {"en": "minilm", "zh": "pretrain"}
 
 
 def _say(line: str) -> None:
@@ -40,34 +39,45 @@ def train(
     pretrain_file: list[Path] | None = typer.Option(
         None, help="extra Chinese text for --init pretrain (repeat it); the training split's "
         "reviews are always used, the held-out ones never"),
-    pretrain_steps: int = typer.Option(600, help="masked-LM steps for --init pretrain"),
-    epochs: float = typer.Option(3.0, help="passes over the training split"),
-    lr: float = typer.Option(5e-5, help="peak learning rate"),
-    batch_size: int = typer.Option(16, help="examples per step"),
-    max_length: int = typer.Option(128, help="tokens per window, [CLS] and [SEP] included"),
-    truncation: str = typer.Option("head", help="long texts: head, head_tail or chunks"),
+    pretrain_steps: int | None = typer.Option(None, help="masked-LM steps for --init pretrain"),
+    epochs: float | None = typer.Option(None, help="passes over the training split"),
+    lr: float | None = typer.Option(None, help="peak learning rate"),
+    batch_size: int | None = typer.Option(None, help="examples per step"),
+    max_length: int | None = typer.Option(None, help="tokens per window, [CLS] and [SEP] "
+                                          "included"),
+    truncation: str | None = typer.Option(None, help="long texts: head, head_tail or chunks"),
     limit: int | None = typer.Option(None, help="train on this many examples only (a quick "
                                      "try)"),
     max_steps: int | None = typer.Option(None, help="stop after this many steps"),
     seed: int = typer.Option(0, help="the held-out split, shuffling and init"),
 ) -> None:
-    """Fine-tune a BERT classifier on a corpus's training split (80%, seeded, stratified)."""
+    """Fine-tune a BERT classifier on a corpus's training split (80%, seeded, stratified).
+
+    Options left out take the language's recipe (lmstack/apps/sentiment/recipes.py)."""
+    from dataclasses import replace
+
     from lmstack.apps.sentiment.corpora import LABELS, load_corpus, sample, stratified_split
     from lmstack.apps.sentiment.finetune import finetune
+    from lmstack.apps.sentiment.recipes import RECIPES
 
-    if epochs <= 0 or lr <= 0 or batch_size < 1 or pretrain_steps < 1:
-        raise ValueError("--epochs, --lr, --batch-size and --pretrain-steps must be positive")
     reviews = load_corpus(corpus, data)
+    given = {"init": init, "pretrain_steps": pretrain_steps, "epochs": epochs, "lr": lr,
+             "batch_size": batch_size, "max_length": max_length, "truncation": truncation}
+    r = replace(RECIPES[reviews.language], **{k: v for k, v in given.items() if v is not None})
+    if r.epochs <= 0 or r.lr <= 0 or r.batch_size < 1:
+        raise ValueError("--epochs, --lr and --batch-size must be positive")
+    if r.init == "pretrain" and r.pretrain_steps < 1:
+        raise ValueError("--pretrain-steps must be at least 1 with --init pretrain")
     train_rows, _ = stratified_split(reviews.labels, seed=seed)
     train_set = reviews.subset(sample(train_rows, limit, seed))
-    init = init or DEFAULT_INIT[reviews.language]
-    encoder, tokenizer = _encoder(init, train_set.texts, pretrain_file or [], pretrain_steps,
-                                  seed)
-    classifier = _new_classifier(encoder, tokenizer, LABELS, max_length, truncation)
-    _say(f"fine-tuning on {len(train_set.texts)} {corpus} reviews from {init}")
-    finetune(classifier, train_set.texts, train_set.labels, epochs=epochs, lr=lr,
-             batch_size=batch_size, seed=seed, max_steps=max_steps, log=_say)
-    classifier.save(out, corpus=corpus, seed=seed, init=init)
+    encoder, tokenizer = _encoder(r.init, train_set.texts, pretrain_file or [],
+                                  r.pretrain_steps, seed)
+    classifier = _new_classifier(encoder, tokenizer, LABELS, r.max_length, r.truncation)
+    _say(f"fine-tuning on {len(train_set.texts)} {corpus} reviews from {r.init} "
+         f"({r.epochs} epochs, lr {r.lr}, {r.truncation} cut of {r.max_length} tokens)")
+    finetune(classifier, train_set.texts, train_set.labels, epochs=r.epochs, lr=r.lr,
+             batch_size=r.batch_size, seed=seed, max_steps=max_steps, log=_say)
+    classifier.save(out, corpus=corpus, seed=seed, init=r.init)
     _say(f"saved to {out}; score it with: lmstack apps sentiment eval {out}")
 
 
