@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/real_model.py
 	$(BIN)/python benchmarks/evals_smollm2.py
+	$(BIN)/python benchmarks/sentiment.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -78,3 +78,23 @@ def smollm2_server(smollm2):
     entry = ModelEntry("smollm2", tokenizer, engine=Engine(model, tokenizer, max_num_seqs=2))
     with BackgroundServer(create_app({"smollm2": entry})) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_classifier():
+    """A TextClassifier small enough to build in a second: a 1-layer BERT on a character
+    vocabulary, head untrained (the sentiment app and /v1/classify tests)."""
+    import torch
+
+    from lmstack.apps.sentiment.classifier import TextClassifier, classifier_from_encoder
+    from lmstack.apps.sentiment.zh_encoder import char_tokenizer, char_vocab
+    from lmstack.models import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    texts = ["房间很干净，服务也好", "太吵了，不会再来", "a lovely, moving film", "dull and slow"]
+    tokenizer = char_tokenizer(char_vocab(texts * 2))
+    encoder = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32,
+                                   num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=64, max_position_embeddings=64))
+    model = classifier_from_encoder(encoder, ["negative", "positive"]).eval()
+    return TextClassifier(model, tokenizer, max_length=16, truncation="chunks")

@@ -1,1 +1,3 @@
-"""Applications built from lmstack's parts: each a folder with its logic and its CLI."""
+"""The roadmap's showcase projects: small end-to-end applications built on the stack below
+(models, tokenizers, training, serving, agents), each with its own `lmstack apps NAME`
+commands."""

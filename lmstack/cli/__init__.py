@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lmstack.apps.sentiment.cli import sentiment_app
 from lmstack.apps.support.cli import support_app
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
 from lmstack.eval_cli import agent_app, eval_app
@@ -26,6 +27,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.command(name="learn")(learn)
+apps_app = typer.Typer(no_args_is_help=True, help="The roadmap's projects, end to end.")
+apps_app.add_typer(sentiment_app, name="sentiment")
+apps_app.add_typer(support_app, name="support")  # lmstack/apps/support/cli.py
+app.add_typer(apps_app, name="apps")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -175,9 +180,6 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")  # lmstack/eval_cli.py: ppl, mc, report
 app.add_typer(agent_app, name="agent")  # lmstack/eval_cli.py: agent eval (BFCL)
-apps_app = typer.Typer(no_args_is_help=True, help="Applications built from lmstack's parts.")
-apps_app.add_typer(support_app, name="support")  # lmstack/apps/support/cli.py
-app.add_typer(apps_app, name="apps")
 
 
 @data_app.command("prepare")

