@@ -74,8 +74,10 @@ def test_dpo_loss_equals_trl():
 def test_orpo_loss_by_hand_and_against_trl():
     chosen, rejected = torch.tensor([-0.2, -1.5, -0.9]), torch.tensor([-0.7, -0.4, -2.5])
     losses, log_odds = odds_ratio_loss(chosen, rejected, BETA)
-    for c, r, loss in zip(chosen.tolist(), rejected.tolist(), losses.tolist(), strict=True):
+    for c, r, loss, lo in zip(chosen.tolist(), rejected.tolist(), losses.tolist(),
+                              log_odds.tolist(), strict=True):
         odds = (math.exp(c) / (1 - math.exp(c))) / (math.exp(r) / (1 - math.exp(r)))
+        assert math.isclose(lo, math.log(odds), rel_tol=1e-5)
         assert math.isclose(loss, -BETA * math.log(1 / (1 + 1 / odds)), rel_tol=1e-5)
     trl_orpo = pytest.importorskip("trl.experimental.orpo.orpo_trainer")
     stub = SimpleNamespace(beta=BETA, accelerator=SimpleNamespace(device="cpu"))
