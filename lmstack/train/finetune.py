@@ -17,7 +17,14 @@ from lmstack.adapt.methods import Method, method, prepare
 from lmstack.data.chat_records import read_records, to_chat, to_preference
 from lmstack.data.preference import PreferenceDataset
 from lmstack.data.sft import SFTDataset, build_examples
-from lmstack.train.config import ConfigError, DataSection, TrainConfig
+from lmstack.train.config import (
+    ConfigError,
+    DataSection,
+    OptimizerSection,
+    ScheduleSection,
+    TrainConfig,
+    TrainingSection,
+)
 from lmstack.train.distill import Distillation, layer_subset_student
 from lmstack.train.finetune_config import FinetuneConfig
 from lmstack.train.objectives import Objective, SupervisedFineTuning
@@ -41,6 +48,14 @@ class FinetuneTrainer(Trainer):
         if self.method.saves == "model" and self.tokenizer is not None:
             self.tokenizer.save(folder)
         return folder
+
+
+def trainer_config(optimizer: OptimizerSection, schedule: ScheduleSection,
+                   training: TrainingSection) -> TrainConfig:
+    """The Trainer's config for a fine-tuning run: its own model and data sections go unused
+    (the model comes ready, the data as datasets)."""
+    return TrainConfig(data=DataSection(files=[]), optimizer=optimizer, schedule=schedule,
+                       training=training)
 
 
 def split(items: list, val_fraction: float) -> tuple[list, list]:
@@ -112,8 +127,7 @@ def build_finetune_trainer(cfg: FinetuneConfig, console: Any = None) -> Finetune
     prepare(cfg.method, model, cfg.method_options)
     train, val = build_data(cfg, tokenizer)
     objective = build_objective(cfg, model, train, val, reference, teacher)
-    run = TrainConfig(data=DataSection(files=cfg.data.files), optimizer=cfg.optimizer,
-                      schedule=cfg.schedule, training=cfg.training)
+    run = trainer_config(cfg.optimizer, cfg.schedule, cfg.training)
     return FinetuneTrainer(model, objective, train, run, val, tokenizer, console=console,
                            method=method(cfg.method), base_model=cfg.model)
 

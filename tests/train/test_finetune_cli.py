@@ -143,3 +143,13 @@ def test_methods_registry_dispatches_and_refuses_clearly():
             prepare(name, fresh())
     with pytest.raises(ValueError, match="unknown method"):
         prepare("magic", model)
+
+
+def test_the_shipped_config_parses():
+    from pathlib import Path
+
+    import lmstack
+
+    cfg = load_finetune_config(Path(lmstack.__file__).parent / "configs" /
+                               "smollm2-lora-sft.yaml", {"objective": "dpo"})
+    assert cfg.method == "lora" and cfg.objective == "dpo" and cfg.method_options["r"] == 16
