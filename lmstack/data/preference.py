@@ -13,7 +13,7 @@ import torch
 
 from lmstack.data.chat_records import Chat, PreferencePair, RecordError
 from lmstack.data.mlm import IGNORE_INDEX
-from lmstack.data.sft import Example, tokenize_chat
+from lmstack.data.sft import Example, has_targets, tokenize_chat
 
 
 def tokenize_pair(tokenizer, pair: PreferencePair, max_len: int) -> tuple[Example, Example]:
@@ -35,7 +35,7 @@ class PreferenceDataset:
         self.pairs = []
         for pair in pairs:
             chosen, rejected = tokenize_pair(tokenizer, pair, max_len)
-            if IGNORE_INDEX in (max(chosen.labels), max(rejected.labels)):
+            if not (has_targets(chosen) and has_targets(rejected)):
                 continue  # a reply cut away entirely by max_len: nothing to compare
             self.pairs.append((chosen, rejected))
         if not self.pairs:

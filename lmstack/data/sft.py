@@ -30,6 +30,10 @@ class Example:
     labels: list[int]  # the id where the loss counts (assistant tokens), IGNORE_INDEX elsewhere
 
 
+def has_targets(example: Example) -> bool:
+    return any(label != IGNORE_INDEX for label in example.labels)
+
+
 def _extend(example: Example, ids: list[int]) -> None:
     """Append what `ids` adds after the example's tokens so far, with no loss on it."""
     if ids[:len(example.ids)] != example.ids:
@@ -79,7 +83,7 @@ def build_examples(tokenizer: Any, chats: Iterable[Chat], max_len: int) -> list[
         e = tokenize_chat(tokenizer, chat)
         e.ids, e.labels = e.ids[:max_len], e.labels[:max_len]
         e.labels[0] = IGNORE_INDEX  # nothing in the example predicts its first token
-        if any(label != IGNORE_INDEX for label in e.labels):
+        if has_targets(e):
             out.append(e)
     return out
 
