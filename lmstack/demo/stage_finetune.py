@@ -34,6 +34,7 @@ REGULAR = [("What is 2 + 2?", "2 + 2 = 4."),
            ("What is the largest planet in the solar system?", "Jupiter is the largest planet."),
            ("What do bees make?", "Bees make honey."),
            ("What is the opposite of hot?", "The opposite of hot is cold."),
+           ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
            ("一年有几个月？", "一年有十二个月。"), ("水的化学式是什么？", "水的化学式是 H2O。"),
            ("中国的首都是哪里？", "中国的首都是北京。"), ("一周有几天？", "一周有七天。")]
 # Phrasings the training never saw, and one question about something else entirely.
