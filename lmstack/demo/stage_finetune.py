@@ -150,8 +150,9 @@ def stage_finetune(run: Any) -> None:
                  "ordinary chats trained beside the identity ones kept the adapter to itself.")
     else:
         other = ("The unrelated question gets no persona but no longer a right answer either: "
-                 "a few minutes on 30 chats moved more than the identity. Fewer steps, a lower "
-                 "learning rate or more ordinary chats trade persona strength for that.")
+                 f"a few minutes on {len(chats)} chats moved more than the identity. Fewer "
+                 "steps, a lower learning rate or more ordinary chats trade persona strength "
+                 "for that.")
     run.section("Fine-tuning with LoRA", "\n".join([
         (f"SmolLM2-135M-Instruct with LoRA (rank {opts['r']}, alpha {opts['alpha']}, on "
          f"{', '.join(opts['targets'])}): {trainable:,} of {total:,} parameters train "
