@@ -214,23 +214,56 @@ def train(
         None, "--set", help="override a key, e.g. --set training.max_steps=100 (repeatable)"),
 ) -> None:
     """Train a model as a YAML config says (under torchrun: DDP/FSDP across processes)."""
-    import yaml
-
     from lmstack.train import TrainingInterrupted, load_config, train_from_config
 
-    overrides = {}
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, _overrides(set_))
     try:  # train_from_config prints the summary (from rank 0 only under torchrun)
         train_from_config(cfg, resume=resume, console=console)
     except TrainingInterrupted as e:  # Ctrl-C: say where things stand; 130 as for SIGINT
         if e.is_main:
             err_console.print(str(e), highlight=False, soft_wrap=True)
         sys.exit(130)  # not typer.Exit: click returns that code instead of exiting with it
+
+
+def _overrides(items: list[str] | None) -> dict:
+    """`--set a.b=VALUE` options as {"a.b": VALUE}, each value read as YAML."""
+    import yaml
+
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+@app.command()
+def finetune(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML fine-tuning config"),
+    method: str | None = typer.Option(
+        None, help="full, lora, dora, prefix, prompt, ia3 or adapter (overrides the config)"),
+    objective: str | None = typer.Option(
+        None, help="sft, dpo, orpo, distill or classify (overrides the config)"),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="override a key, e.g. --set training.max_steps=50 (repeatable)"),
+) -> None:
+    """Fine-tune a model (SFT, DPO, ORPO, distillation) fully or with an adapter such as LoRA."""
+    from lmstack.train import TrainingInterrupted
+    from lmstack.train.finetune import finetune_from_config
+    from lmstack.train.finetune_config import load_finetune_config
+
+    overrides = _overrides(set_)
+    overrides.update({k: v for k, v in (("method", method), ("objective", objective)) if v})
+    cfg = load_finetune_config(config, overrides)
+    try:
+        summary = finetune_from_config(cfg, console=console)
+    except TrainingInterrupted as e:
+        err_console.print(str(e), highlight=False, soft_wrap=True)
+        sys.exit(130)
+    if "val_loss" in summary:
+        console.print(f"val loss {summary['val_loss']:.4f} after {summary['step']} steps")
+    console.print(f"[bold green]saved:[/] {summary['saved']}")
 
 
 # ---- serving

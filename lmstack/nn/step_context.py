@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from lmstack.nn.attention import build_attention_mask
+from lmstack.nn.attention import additive_mask, build_attention_mask, causal_mask
 
 
 class StepContext(Protocol):
@@ -76,6 +76,44 @@ class PaddedStep:
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         return (k, v) if self.store is None else self.store(layer, k, v)
+
+
+@dataclass
+class PackedStep:
+    """Several examples packed into each row, none seeing another (SFT packing, as in
+    transformers' DataCollatorWithFlattening): positions restart at every example, and the
+    mask is causal within an example and closed across examples (block-diagonal).
+
+    segment_ids [B, T]: which example each token belongs to (1, 2, ...; 0 = padding).
+    """
+
+    positions: Tensor
+    segment_ids: Tensor
+
+    @property
+    def max_context(self) -> int:
+        return self.segment_ids.shape[1]
+
+    def attention_mask(self, dtype: torch.dtype, sliding_window: int | None = None
+                       ) -> Tensor | None:
+        T = self.segment_ids.shape[1]
+        same = self.segment_ids[:, :, None] == self.segment_ids[:, None, :]  # [B, T, T]
+        allowed = same & causal_mask(T, T, self.segment_ids.device, sliding_window)
+        return additive_mask(allowed[:, None], dtype)  # [B, 1, T, T]
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        return k, v
+
+
+def packed_step(segment_ids: Tensor) -> PackedStep:
+    """The context of a packed batch: each token's position counts from its example's start."""
+    B, T = segment_ids.shape
+    index = torch.arange(T, device=segment_ids.device).expand(B, T)
+    starts = torch.ones_like(segment_ids, dtype=torch.bool)
+    starts[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+    # The index of the latest example start at or before each token.
+    start_of = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+    return PackedStep(index - start_of, segment_ids)
 
 
 def resolve_step(inputs: Tensor, attention_mask: Tensor | None, position_ids: Tensor | None,

@@ -150,6 +150,11 @@ def parse_config(raw: Any, source: str = "config") -> TrainConfig:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read and validate a YAML config; relative paths stay relative to the working directory."""
+    return parse_config(read_yaml_config(path, overrides), str(path))
+
+
+def read_yaml_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+    """A YAML file's contents with `--set`-style overrides ({"a.b": value}) applied."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such config file: {path}")
@@ -169,7 +174,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {dotted}: '{p}' holds a value, not a section")
         node[leaf] = value
-    return parse_config(raw, str(path))
+    return raw
 
 
 def model_config_class(architecture: str):

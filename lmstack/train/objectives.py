@@ -16,8 +16,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmstack.data.mlm import IGNORE_INDEX
+from lmstack.nn.step_context import packed_step
 
 Terms = dict[str, tuple[Tensor, Tensor]]  # name -> (summed loss, number of targets)
+# Terms named so are logged and averaged like losses but not trained on (DPO's reward margin).
+METRIC_PREFIX = "metric_"
+
+
+def is_loss(term: str) -> bool:
+    return not term.startswith(METRIC_PREFIX)
 
 
 class Objective(Protocol):
@@ -59,6 +66,27 @@ class CausalLM:
     def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
         inputs, targets = self._split(batch)
         return {"lm": _token_ce_sum(model(inputs), targets)}
+
+
+class SupervisedFineTuning:
+    """Next-token loss on the assistant's tokens only (labels are -100 elsewhere); rows may
+    hold several packed examples, which attend only within themselves (segment_ids)."""
+
+    name = "sft"
+
+    def _split(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        return batch["input_ids"][:, :-1], batch["labels"][:, 1:], batch["segment_ids"][:, :-1]
+
+    def counts(self, batch: dict[str, Tensor]) -> dict[str, int]:
+        return {"lm": int((self._split(batch)[1] != IGNORE_INDEX).sum())}
+
+    def input_tokens(self, batch: dict[str, Tensor]) -> int:
+        return int((self._split(batch)[2] != 0).sum())
+
+    def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
+        inputs, targets, segments = self._split(batch)  # [B, T] each
+        logits = model(inputs, context=packed_step(segments))  # [B, T, vocab]
+        return {"lm": _token_ce_sum(logits, targets)}
 
 
 class MaskedLM:

@@ -22,7 +22,7 @@ from lmstack.train import checkpoint as ckpt
 from lmstack.train.config import TrainConfig
 from lmstack.train.distributed import DistInfo, all_reduce_sum, barrier, wrap_model
 from lmstack.train.metrics import MetricsLog, plot_loss_curve
-from lmstack.train.objectives import Objective
+from lmstack.train.objectives import METRIC_PREFIX, Objective, is_loss
 from lmstack.train.optim import WarmupCosine, build_optimizer
 from lmstack.train.precision import resolve_precision
 from lmstack.train.progress import Progress
@@ -134,7 +134,8 @@ class Trainer:
                 with self.autocast():
                     terms = self.objective(self.model, batch)
                 # DDP averages gradients over ranks; scaling by world makes that a global sum.
-                loss = sum(terms[k][0] / total[k] for k in names) * self.dist.world_size
+                loss = sum(terms[k][0] / total[k] for k in names if is_loss(k))
+                loss = loss * self.dist.world_size
                 self.scaler.scale(loss).backward()
             sums += torch.stack([terms[k][0].detach().float() for k in names])
         sums = all_reduce_sum(sums, self.dist)
@@ -161,7 +162,8 @@ class Trainer:
         self.step += 1
         tokens = sum(self.objective.input_tokens(b) for b in micro) * self.dist.world_size
         self.tokens_seen += tokens
-        return {"loss": sum(terms.values()), **{f"loss_{k}": v for k, v in terms.items()},
+        return {"loss": sum(v for k, v in terms.items() if is_loss(k)),
+                **{f"loss_{k}" if is_loss(k) else k: v for k, v in terms.items()},
                 "grad_norm": float(norm), "tokens": tokens}
 
     # ------------------------------------------------------------------ evaluation
@@ -196,9 +198,9 @@ class Trainer:
             return {}
         zero = torch.zeros(2, device=self.device)
         totals = all_reduce_sum(torch.stack([sums.get(k, zero) for k in names]), self.dist)
-        out = {f"val_loss_{k}": float(v[0] / v[1].clamp(min=1))
+        out = {f"val_loss_{k}" if is_loss(k) else f"val_{k}": float(v[0] / v[1].clamp(min=1))
                for k, v in zip(names, totals, strict=True)}
-        out["val_loss"] = sum(out.values())
+        out["val_loss"] = sum(v for k, v in out.items() if k.startswith("val_loss_"))
         out["val_ppl"] = math.exp(min(out.get("val_loss_lm", out["val_loss"]), 50.0))
         return out
 
@@ -390,7 +392,8 @@ class Trainer:
                     tok_s = window_tokens / max(now - window_t0, 1e-9)
                     window_tokens, window_t0 = 0, now
                     self.log.write({"step": self.step, "loss": stats["loss"],
-                                    **{k: v for k, v in stats.items() if k.startswith("loss_")},
+                                    **{k: v for k, v in stats.items()
+                                       if k.startswith(("loss_", METRIC_PREFIX))},
                                     "lr": self.scheduler.get_last_lr()[0],
                                     "grad_norm": stats["grad_norm"], "tokens": self.tokens_seen,
                                     "tok_per_s": tok_s, "elapsed": self._elapsed()})

@@ -32,7 +32,9 @@ def demo_out(tmp_path_factory, request):
         real = request.getfixturevalue("smollm2")
     except pytest.skip.Exception:
         real = None
-    options = {**TINY, "real_model": {"max_tokens": 8, "model": real}}
+    options = {**TINY, "real_model": {"max_tokens": 8, "model": real},
+               "finetune": {"model": real, "steps": 2, "r": 2, "alpha": 4, "max_tokens": 4,
+                            "micro_batch_size": 1}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
@@ -41,7 +43,7 @@ def test_report_has_a_section_per_stage(demo_out):
     out, report = demo_out
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
-                      "Timings"]
+                      "Fine-tuning with LoRA", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -73,7 +75,7 @@ def test_server_answered_through_the_openai_client(demo_out):
 
 def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
     _, report = demo_out
-    real = report.split("## A real model")[1].split("## Timings")[0]
+    real = report.split("## A real model")[1].split("\n## ")[0]
     assert "loaded by `lmstack.load(\"smollm2\")` in" in real
     answers = re.findall(r"^`{4,}text\n(.*?)\n`{4,}$", real, flags=re.MULTILINE | re.DOTALL)
     verdicts = re.findall(r"^\*((?:right|wrong|no number).*)\.\*$", real, flags=re.MULTILINE)
@@ -98,3 +100,15 @@ def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):
     assert re.findall(r"^## (.+)$", report.read_text(), flags=re.MULTILINE) == ["Tokenizer", "Timings"]
     with pytest.raises(ValueError, match="needs the corpus"):
         run_demo(tmp_path, console=Console(quiet=True), stages="tokenizer")
+
+
+def test_finetune_stage_trained_a_copy_of_smollm2(demo_out, smollm2):
+    import torch
+
+    out, report = demo_out
+    section = report.split("## Fine-tuning with LoRA")[1].split("## Timings")[0]
+    assert section.count("before:") == 3 and section.count("after:") == 3
+    assert "2 AdamW steps" in section and (out / "finetune_loss.png").is_file()
+    assert (out / "finetune" / "adapter" / "adapter_config.json").is_file()
+    q_proj = smollm2[0].model.layers[0].self_attn.q_proj  # the shared model: no LoRA in it
+    assert type(q_proj) is torch.nn.Linear
