@@ -29,22 +29,6 @@ TOL = {"atol": 1e-4, "rtol": 1e-4}
 R, ALPHA = 4, 16  # alpha != r, so a wrong scaling shows
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
-    path = tmp_path_factory.mktemp("llama")
-    hf.save_pretrained(path)
-    return path
-
-
-@pytest.fixture
-def ids():
-    return torch.randint(0, 96, (2, 10), generator=torch.Generator().manual_seed(3))
-
-
 def peft_model(folder, use_rslora=False, targets=("q_proj", "v_proj")):
     """PEFT on a fresh copy of the base, with B made non-zero so the adapter matters."""
     torch.manual_seed(1)

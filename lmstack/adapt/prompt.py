@@ -1,0 +1,86 @@
+"""Prompt tuning: P learned input embeddings (a "soft prompt") in front of every sequence
+(Lester et al., 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning").
+
+The soft prompt enters where token embeddings leave the embedding table: a forward hook on
+the model's `embed_tokens` (or `wte`) prepends it, so the decoder sees P + T inputs and builds
+positions 0 .. P+T-1 and its mask from that length, as PEFT's concatenated inputs_embeds do.
+The wrapper extends a padding mask by P ones and returns logits for the T real tokens only,
+so losses and samplers line up with the input ids as without the prompt.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def input_embeddings(model: nn.Module) -> nn.Embedding:
+    """The token-embedding table a decoder starts from (Llama's embed_tokens, GPT-2's wte)."""
+    for name, module in model.named_modules():
+        if name.rpartition(".")[2] in ("embed_tokens", "wte") and isinstance(module, nn.Embedding):
+            return module
+    raise ValueError("prompt tuning needs a decoder with an `embed_tokens` or `wte` table")
+
+
+class PromptTuned(nn.Module):
+    """A causal LM with a trainable soft prompt `prompt_embeddings` [P, hidden]; the base is
+    frozen. Random init draws like a fresh nn.Embedding; `init_text` ids copy those tokens'
+    embeddings (repeated or cut to P), PEFT's TEXT init. It runs the plain forward (training,
+    scoring); a cached `context` is refused, since its positions would not count the prompt."""
+
+    def __init__(self, model: nn.Module, num_virtual_tokens: int,
+                 init_text_ids: list[int] | None = None):
+        super().__init__()
+        model.requires_grad_(False)
+        self.model, self.config = model, model.config
+        embed = input_embeddings(model)
+        prompt = torch.empty(num_virtual_tokens, embed.embedding_dim,
+                             dtype=embed.weight.dtype, device=embed.weight.device)
+        if init_text_ids:
+            ids = (list(init_text_ids) * num_virtual_tokens)[:num_virtual_tokens]
+            prompt.copy_(embed.weight.detach()[torch.tensor(ids, device=prompt.device)])
+        else:
+            nn.init.normal_(prompt)
+        self.prompt_embeddings = nn.Parameter(prompt)
+        self.enabled, self._prepend = True, False
+        embed.register_forward_hook(self._hook)
+
+    @property
+    def num_virtual_tokens(self) -> int:
+        return self.prompt_embeddings.shape[0]
+
+    def _hook(self, module: nn.Module, args, out: Tensor) -> Tensor | None:
+        if not self._prepend:
+            return None
+        prompt = self.prompt_embeddings.to(out.dtype).expand(out.shape[0], -1, -1)
+        return torch.cat([prompt, out], dim=1)  # [B, P + T, hidden]
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                position_ids: Tensor | None = None, context=None,
+                logits_to_keep: int = 0) -> Tensor:
+        if not self.enabled:
+            return self.model(input_ids, attention_mask, position_ids, context,
+                              logits_to_keep=logits_to_keep)
+        if context is not None or position_ids is not None:
+            raise ValueError("a prompt-tuned model runs without a KV-cache context or "
+                             "position_ids (they would not count the soft prompt); use "
+                             "prefix tuning for cached generation")
+        P = self.num_virtual_tokens
+        if attention_mask is not None:
+            attention_mask = torch.cat([attention_mask.new_ones(input_ids.shape[0], P),
+                                        attention_mask], dim=1)
+        self._prepend = True
+        try:
+            logits = self.model(input_ids, attention_mask, logits_to_keep=logits_to_keep)
+        finally:
+            self._prepend = False
+        return logits if logits_to_keep else logits[:, P:]  # [B, T, vocab]
+
+
+def attach_prompt_tuning(model: nn.Module, options: dict) -> tuple[PromptTuned,
+                                                                     list[nn.Parameter]]:
+    """The fine-tuning method registry's entry (options named as PEFT's PromptTuningConfig,
+    with the init text already tokenized as `prompt_tuning_init_ids`)."""
+    tuned = PromptTuned(model, options.get("num_virtual_tokens", 20),
+                        options.get("prompt_tuning_init_ids"))
+    return tuned, [tuned.prompt_embeddings]

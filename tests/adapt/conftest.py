@@ -1,0 +1,24 @@
+"""Fixtures for the adapter tests: one tiny random HF Llama folder (GQA: 4 query heads, 2 kv
+heads) that both transformers+PEFT and lmstack's hub loader read, and a batch of token ids."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+
+@pytest.fixture(scope="session")
+def folder(tmp_path_factory):
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+    path = tmp_path_factory.mktemp("llama")
+    hf.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def ids():
+    return torch.randint(0, 96, (2, 10), generator=torch.Generator().manual_seed(3))

@@ -1,0 +1,200 @@
+"""DoRA, (IA)3, prompt tuning and prefix tuning against Hugging Face PEFT: PEFT's folders load
+here and ours load in PEFT with the same logits (PEFT's tolerance, 1e-4), plus a deliberate
+break each check catches; fresh adapters change nothing; training moves only the adapter."""
+
+from __future__ import annotations
+
+import peft
+import pytest
+import torch
+import transformers
+
+from lmstack import load
+from lmstack.adapt.dora import DoRALinear, apply_dora
+from lmstack.adapt.ia3 import apply_ia3, ia3_layers
+from lmstack.adapt.lora import lora_layers, merge, unmerge
+from lmstack.adapt.peft_files import load_adapter, save_adapter
+from lmstack.adapt.prefix import PrefixTuned
+from lmstack.adapt.prompt import PromptTuned
+from lmstack.engine import Engine, SamplingParams
+from lmstack.models.generate import generate
+from lmstack.nn.kv_cache import StaticKVCache
+
+TOL = {"atol": 1e-4, "rtol": 1e-4}
+P = 3  # virtual tokens
+
+
+CONFIGS = {
+    "dora": lambda: peft.LoraConfig(r=4, lora_alpha=16, use_dora=True, task_type="CAUSAL_LM",
+                                    target_modules=["q_proj", "v_proj", "down_proj"]),
+    "ia3": lambda: peft.IA3Config(task_type="CAUSAL_LM"),
+    "prompt": lambda: peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=P),
+    "prefix": lambda: peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=P,
+                                              prefix_projection=True, encoder_hidden_size=20),
+}
+
+
+def peft_model(folder, method):
+    """PEFT's adapter with every adapter weight randomised, so it really moves the output."""
+    torch.manual_seed(1)
+    base = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    model = peft.get_peft_model(base, CONFIGS[method]())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)
+    return model.eval()
+
+
+def logits(model, ids, mask=None):
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask)
+    out = getattr(out, "logits", out)
+    if isinstance(model, peft.PeftModel) and model.active_peft_config.peft_type == "PROMPT_TUNING":
+        out = out[:, P:]  # PEFT returns the soft prompt's positions too
+    return out
+
+
+def ours_of(folder, method):
+    """A fresh lmstack adapter of each kind on the converted base, randomised like PEFT's."""
+    torch.manual_seed(2)
+    base = load(folder)[0]
+    model = {"dora": lambda: apply_dora(base, ["q_proj", "v_proj", "down_proj"], r=4, alpha=16),
+             "ia3": lambda: apply_ia3(base),
+             "prompt": lambda: PromptTuned(base, P),
+             "prefix": lambda: PrefixTuned(base, P, projection=True,
+                                           encoder_hidden_size=20)}[method]()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_peft_folder_loads_here(folder, ids, tmp_path, method):
+    theirs = peft_model(folder, method)
+    theirs.save_pretrained(tmp_path)
+    ours = load_adapter(load(folder)[0], tmp_path).eval()
+    want = logits(theirs, ids)
+    assert (want - logits(load(folder)[0], ids)).abs().max() > 1e-2  # the adapter matters
+    torch.testing.assert_close(logits(ours, ids), want, **TOL)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # left padding goes through both masks the same way
+    torch.testing.assert_close(logits(ours, ids, mask)[0, 3:],
+                               logits(theirs, ids, mask)[0, 3:], **TOL)
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_our_folder_loads_in_peft(folder, ids, tmp_path, method):
+    ours = ours_of(folder, method)
+    save_adapter(ours, tmp_path / "adapter")
+    base = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    theirs = peft.PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    torch.testing.assert_close(logits(theirs, ids), logits(ours, ids), **TOL)
+
+
+def test_deliberate_breaks_are_caught(folder, ids, tmp_path):
+    """A DoRA norm over the wrong axis and a prefix at positions 0.. (not P..) must fail."""
+    theirs = peft_model(folder, "dora")
+    theirs.save_pretrained(tmp_path / "dora")
+    ours = load_adapter(load(folder)[0], tmp_path / "dora").eval()
+    for layer in lora_layers(ours).values():
+        layer.weight_norm = lambda self=layer: torch.linalg.norm(
+            self.base_layer.weight + self.delta_weight(), dim=0).mean().expand(
+                self.out_features)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(logits(ours, ids), logits(theirs, ids), **TOL)
+    theirs = peft_model(folder, "prefix")
+    theirs.save_pretrained(tmp_path / "prefix")
+    ours = load_adapter(load(folder)[0], tmp_path / "prefix").eval()
+    from lmstack.adapt import prefix as module
+    original = module.PrefixStep.__init__
+
+    def unshifted(self, inner, prefix):
+        original(self, inner, prefix)
+        self.positions = inner.positions
+
+    module.PrefixStep.__init__ = unshifted
+    try:
+        with pytest.raises(AssertionError):
+            torch.testing.assert_close(logits(ours, ids), logits(theirs, ids), **TOL)
+    finally:
+        module.PrefixStep.__init__ = original
+
+
+def test_dora_merge_equals_unmerged_and_unmerge_restores(folder, ids):
+    ours = ours_of(folder, "dora")
+    q = ours.model.layers[0].self_attn.q_proj
+    assert isinstance(q, DoRALinear)
+    original, unmerged = q.base_layer.weight.clone(), logits(ours, ids)
+    merge(ours)
+    torch.testing.assert_close(logits(ours, ids), unmerged, **TOL)
+    unmerge(ours)
+    torch.testing.assert_close(q.base_layer.weight, original, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits(ours, ids), unmerged, **TOL)
+
+
+@pytest.mark.parametrize("method", ["dora", "ia3"])
+def test_fresh_adapter_is_identity(folder, ids, method):
+    base = logits(load(folder)[0].eval(), ids)
+    model = {"dora": lambda m: apply_dora(m, ["q_proj", "v_proj"]), "ia3": apply_ia3}[method](
+        load(folder)[0].eval())
+    torch.testing.assert_close(logits(model, ids), base, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix"])
+def test_disabled_prompt_or_prefix_is_the_base(folder, ids, method):
+    """A soft prompt or prefix cannot start as a no-op (any key shifts the softmax); switched
+    off, the wrapper is the base model bit for bit."""
+    model = ours_of(folder, method)
+    assert not torch.allclose(logits(model, ids), logits(load(folder)[0], ids))
+    model.enabled = False
+    torch.testing.assert_close(logits(model, ids), logits(load(folder)[0], ids), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_training_moves_only_the_adapter(folder, method):
+    model = ours_of(folder, method).train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    tokens = torch.arange(1, 33).repeat(4, 1)
+    for _ in range(3):
+        out = model(tokens[:, :-1])
+        loss = torch.nn.functional.cross_entropy(out.flatten(0, 1), tokens[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+        assert torch.equal(p, before[name]) != p.requires_grad, name
+
+
+def test_prefix_decodes_through_kv_caches_as_full_forward(folder):
+    """Prefill then one token at a time through a StaticKVCache (what generate does) gives
+    the full forward's logits; the paged engine, batching two prompts, its greedy tokens."""
+    model = ours_of(folder, "prefix")
+    model.prefix_encoder.freeze()
+    seq = torch.randint(0, 96, (1, 12), generator=torch.Generator().manual_seed(5))
+    full = logits(model, seq)
+    cache = StaticKVCache(2, 1, 2, 12, 8)
+    with torch.no_grad():
+        steps = [model(seq[:, :6], context=cache.step(torch.arange(6)[None]))]
+        cache.advance(6)
+        for t in range(6, 12):
+            steps.append(model(seq[:, t:t + 1], context=cache.step(torch.tensor([[t]]))))
+            cache.advance(1)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, **TOL)
+    prompts = [[5, 17, 3, 9, 40, 2], [7, 7, 1]]
+    outs = Engine(model, None, block_size=4, max_num_seqs=4).generate(
+        prompts, SamplingParams(max_tokens=6, temperature=0))
+    for prompt, out in zip(prompts, outs, strict=True):
+        assert out.token_ids == generate(model, torch.tensor([prompt]), 6)[0, len(prompt):].tolist()
+
+
+def test_ia3_defaults_follow_peft(folder):
+    model = apply_ia3(load(folder)[0])
+    names = {n.split(".", 3)[-1] for n in ia3_layers(model)}
+    assert names == {"self_attn.k_proj", "self_attn.v_proj", "mlp.down_proj"}
+    assert [m.is_feedforward for m in ia3_layers(model).values()][:3] == [False, False, True]
