@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
+from lmstack.cli.args import (
+    DEFAULT_MODEL,
+    MODEL_HELP,
+    UserError,
+    check_port_free,
+    model_path,
+    parse_adapter,
+)
 from lmstack.eval_cli import eval_app
 from lmstack.learn.command import learn
 
@@ -249,6 +256,9 @@ def serve(
     allowed_hosts: list[str] | None = typer.Option(
         None, "--allowed-hosts", help="accept only these Host headers (repeat the option); "
         "guards a keyless local server against DNS rebinding, e.g. localhost and 127.0.0.1"),
+    adapter: list[str] | None = typer.Option(
+        None, "--adapter", help="NAME=FOLDER: a PEFT LoRA adapter served as model "
+        "`BASE:NAME` (repeat the option); requests with different adapters share one batch"),
 ) -> None:
     """Serve models over the OpenAI API (/v1/...), with a chat page at / (default: SmolLM2)."""
     check_port_free(host, port)  # before loading models: a busy port fails in a second
@@ -263,8 +273,11 @@ def serve(
         raise UserError("--max-num-seqs and --max-queue must be >= 1")
     if not max_body_mb > 0:
         raise UserError("--max-body-mb must be > 0")
+    adapters = dict(parse_adapter(item) for item in adapter or [])
+    if adapters and len(paths) > 1:
+        raise UserError("--adapter serves LoRA adapters on one base model; give one PATH")
     models = load_entries(paths, name, max_num_seqs=max_num_seqs, max_model_len=max_model_len,
-                          max_queue=max_queue)
+                          max_queue=max_queue, adapters=adapters or None)
     for entry in models.values():
         console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"

@@ -43,6 +43,9 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: int | None = None
     skip_special_tokens: bool = True
+    # The LoRA adapter (by name, see lmstack.adapt.multi_lora) this request decodes with;
+    # None is the base model. Carried here so it travels wherever the request's options do.
+    adapter: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # OpenAI accepts a single string too
