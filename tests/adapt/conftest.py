@@ -22,3 +22,19 @@ def folder(tmp_path_factory):
 @pytest.fixture
 def ids():
     return torch.randint(0, 96, (2, 10), generator=torch.Generator().manual_seed(3))
+
+
+@pytest.fixture
+def train():
+    """A few AdamW steps of next-token loss on `tokens`, over the parameters that want
+    gradients (what every adapter method leaves trainable)."""
+    def run(model, tokens, steps: int = 3) -> None:
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=1e-2)
+        for _ in range(steps):
+            logits = model(tokens[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return run
