@@ -67,6 +67,7 @@ def test_switching_adapters_matches_peft_and_disable_is_the_base(folder, adapter
 
 
 def test_rows_with_different_adapters_share_one_pass(folder, adapters, ids):
+    """Each row of a mixed batch = that row alone with its adapter = PEFT's adapter_names."""
     ours = load_adapters(load(folder)[0].eval(), [(n, adapters / n) for n in "abc"])
     batch = ids[[0, 1, 0, 1]]
     alone = []
@@ -76,6 +77,10 @@ def test_rows_with_different_adapters_share_one_pass(folder, adapters, ids):
     assert ours.select_rows([0, 1, -1, 2])  # a mixed batch: the gathered path
     mixed = logits(ours.model, batch)
     torch.testing.assert_close(mixed, torch.cat(alone), **TOL)
+    theirs = peft_multi(folder, adapters)  # PEFT's own mixed batches: adapter_names per row
+    with torch.no_grad():
+        want = theirs(batch, adapter_names=["a", "b", "__base__", "c"]).logits
+    torch.testing.assert_close(mixed, want, **TOL)
     ours.select_rows([1, 0, -1, 2])  # deliberate break: two rows' adapters swapped
     with pytest.raises(AssertionError):
         torch.testing.assert_close(logits(ours.model, batch), torch.cat(alone), **TOL)

@@ -4,7 +4,9 @@ adapter alone gives in-process; /v1/models lists the adapters; an unknown one is
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,8 +14,12 @@ import torch
 
 from lmstack import load
 from lmstack.adapt import apply_lora, load_adapter, lora_layers, save_adapter
+from lmstack.cli.args import UserError, parse_adapter
 from lmstack.models.generate import generate
 from lmstack.serve import BackgroundServer, create_app, load_entry
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from cli_helpers import run_lmstack
 
 PROMPT = [5, 9, 14, 3, 22, 7]
 NEW = 12
@@ -90,3 +96,15 @@ def test_models_lists_adapters_and_unknown_adapter_is_404(server):
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["code"] == "model_not_found" and "tiny:a" in error["message"]
+
+
+def test_serve_adapter_flag_bad_input_is_one_line(lm_folder, tmp_path, free_port):
+    """`lmstack serve --adapter` refuses what cannot be served, in one line, exit non-zero."""
+    for item, words in [("noequals", "takes NAME=FOLDER"), (f"a={tmp_path / 'no'}", "no such")]:
+        with pytest.raises(UserError, match=words):
+            parse_adapter(item)
+    result = run_lmstack("serve", str(lm_folder), "--port", str(free_port),
+                         "--adapter", f"a={tmp_path}")  # a folder, but no adapter in it
+    assert result.returncode != 0, result
+    assert "is not a PEFT adapter folder" in result.stderr + result.stdout, result
+    assert "Traceback" not in result.stderr
