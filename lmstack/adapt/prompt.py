@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lmstack.adapt.prefix import PrefixTuned
+from lmstack.nn.step_context import PaddedStep
+
 
 def input_embeddings(model: nn.Module) -> nn.Embedding:
     """The token-embedding table a decoder starts from (Llama's embed_tokens, GPT-2's wte)."""
@@ -26,7 +29,7 @@ class PromptTuned(nn.Module):
     """A causal LM with a trainable soft prompt `prompt_embeddings` [P, hidden]; the base is
     frozen. Random init draws like a fresh nn.Embedding; `init_text` ids copy those tokens'
     embeddings (repeated or cut to P), PEFT's TEXT init. It runs the plain forward (training,
-    scoring); a cached `context` is refused, since its positions would not count the prompt."""
+    scoring); for cached generation convert it with `as_prefix`."""
 
     def __init__(self, model: nn.Module, num_virtual_tokens: int,
                  init_text_ids: list[int] | None = None):
@@ -63,8 +66,8 @@ class PromptTuned(nn.Module):
                               logits_to_keep=logits_to_keep)
         if context is not None or position_ids is not None:
             raise ValueError("a prompt-tuned model runs without a KV-cache context or "
-                             "position_ids (they would not count the soft prompt); use "
-                             "prefix tuning for cached generation")
+                             "position_ids (they would not count the soft prompt); for "
+                             "cached generation use lmstack.adapt.prompt.as_prefix(model)")
         P = self.num_virtual_tokens
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask.new_ones(input_ids.shape[0], P),
@@ -75,6 +78,33 @@ class PromptTuned(nn.Module):
         finally:
             self._prepend = False
         return logits if logits_to_keep else logits[:, P:]  # [B, T, vocab]
+
+
+@torch.no_grad()
+def as_prefix(tuned: PromptTuned) -> PrefixTuned:
+    """The same model for cached generation (generate, the engine): in a causal decoder the
+    soft prompt's keys and values at its P positions never change, whatever follows, so they
+    are a prefix. Run the prompt alone once, keep each layer's (rotated) keys and values, and
+    the PrefixTuned gives the prompt-tuned logits (real tokens at positions P.. in both)."""
+    captured: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def store(layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        captured[layer] = (k, v)  # [1, kv_heads, P, d]
+        return k, v
+
+    P = tuned.num_virtual_tokens
+    device = tuned.prompt_embeddings.device
+    nothing = torch.zeros(1, 0, dtype=torch.long, device=device)  # the prompt alone
+    tuned._prepend = True
+    try:
+        tuned.model(nothing, context=PaddedStep(torch.arange(P, device=device)[None], P,
+                                                store=store), logits_to_keep=1)
+    finally:
+        tuned._prepend = False
+    kv = torch.cat([torch.cat(captured[i]) for i in range(len(captured))])  # [layers*2, kv, P, d]
+    prefix = PrefixTuned(tuned.model, P)
+    prefix.prefix_encoder.embedding.weight.copy_(kv.permute(2, 0, 1, 3).reshape(P, -1))
+    return prefix
 
 
 def attach_prompt_tuning(model: nn.Module, options: dict) -> tuple[PromptTuned,

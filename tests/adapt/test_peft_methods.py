@@ -15,7 +15,7 @@ from lmstack.adapt.ia3 import apply_ia3, ia3_layers
 from lmstack.adapt.lora import lora_layers, merge, unmerge
 from lmstack.adapt.peft_files import load_adapter, save_adapter
 from lmstack.adapt.prefix import PrefixTuned
-from lmstack.adapt.prompt import PromptTuned
+from lmstack.adapt.prompt import PromptTuned, as_prefix
 from lmstack.engine import Engine, SamplingParams
 from lmstack.models.generate import generate
 from lmstack.nn.kv_cache import StaticKVCache
@@ -190,3 +190,15 @@ def test_ia3_defaults_follow_peft(folder):
     names = {n.split(".", 3)[-1] for n in ia3_layers(model)}
     assert names == {"self_attn.k_proj", "self_attn.v_proj", "mlp.down_proj"}
     assert [m.is_feedforward for m in ia3_layers(model).values()][:3] == [False, False, True]
+
+
+def test_prompt_tuning_as_prefix_decodes_the_same(folder, ids):
+    """A soft prompt's keys and values, computed once, are a prefix: as_prefix gives the
+    prompt-tuned logits, and then decodes through generate's cache like any prefix."""
+    tuned = ours_of(folder, "prompt")
+    prefix = as_prefix(tuned)
+    torch.testing.assert_close(logits(prefix, ids), logits(tuned, ids), **TOL)
+    out = generate(prefix, ids[:1, :5], max_new_tokens=5)
+    assert torch.equal(logits(tuned, out)[:, 4:-1].argmax(-1), out[:, 5:])
+    with pytest.raises(ValueError, match="as_prefix"):
+        generate(tuned, ids[:1, :5], max_new_tokens=2)
