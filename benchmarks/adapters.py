@@ -49,14 +49,18 @@ METHODS = {
 RESULTS = Path(__file__).parent / "results" / "peft.json"
 
 
-def timed(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
+def race(contestants: dict, runs: int) -> dict[str, float]:
+    """Median seconds per contestant, run in turns (one call each per round), so a burst of
+    load from other jobs lands on all of them rather than on whoever ran then."""
+    for fn in contestants.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in contestants}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in contestants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def peft_adapter(folder: Path, config, out: Path, seed: int) -> peft.PeftModel:
@@ -86,9 +90,10 @@ def methods(folder: Path, work: Path, runs: int) -> dict:
         theirs = peft_adapter(folder, config(), work / name, seed=1).train()
         ours = load_adapter(load(folder)[0], work / name).train()
         cut = 16 if name == "prompt" else 0
-        t_theirs = timed(lambda m=theirs, c=cut: train_step(m, ids, c), runs)
-        t_ours = timed(lambda m=ours: train_step(m, ids, 0), runs)
-        out[name] = {"lmstack_s": t_ours, "peft_s": t_theirs, "speedup": t_theirs / t_ours}
+        t = race({"peft": lambda m=theirs, c=cut: train_step(m, ids, c),
+                  "lmstack": lambda m=ours: train_step(m, ids, 0)}, runs)
+        out[name] = {"lmstack_s": t["lmstack"], "peft_s": t["peft"],
+                     "speedup": t["peft"] / t["lmstack"]}
     return out
 
 
@@ -114,37 +119,41 @@ def mixed_batch(folder: Path, work: Path, runs: int) -> dict:
             ours.set_adapter(n)
             ours.model(ids[[j for j, r in enumerate(rows) if r == n]])
 
+    def base():
+        with ours.disable_adapters():
+            ours.model(ids)
+
     with torch.inference_mode():
-        t_gathered, t_split = timed(gathered, runs), timed(split, runs)
-        t_peft = timed(lambda: theirs(ids, adapter_names=rows), runs)
-        ours.set_adapter(None)
-        t_base = timed(lambda: ours.model(ids), runs)
+        t = race({"gathered": gathered, "split": split, "base": base,
+                  "peft": lambda: theirs(ids, adapter_names=rows)}, runs)
     return {"rows": len(rows), "tokens_per_row": ids.shape[1], "adapters": len(names),
-            "lmstack_gathered_s": t_gathered, "lmstack_one_pass_per_adapter_s": t_split,
-            "peft_adapter_names_s": t_peft, "base_model_s": t_base,
-            "gathered_vs_peft": t_peft / t_gathered, "gathered_vs_split": t_split / t_gathered,
-            "overhead_vs_base": t_gathered / t_base}
+            "lmstack_gathered_s": t["gathered"], "lmstack_one_pass_per_adapter_s": t["split"],
+            "peft_adapter_names_s": t["peft"], "base_model_s": t["base"],
+            "gathered_vs_peft": t["peft"] / t["gathered"],
+            "gathered_vs_split": t["split"] / t["gathered"],
+            "overhead_vs_base": t["gathered"] / t["base"]}
 
 
 def engine_decode(folder: Path, work: Path, runs: int) -> dict:
     names = ["a", "b", "c", "d"]
     prompts = [[(7 * i + j) % CONFIG["vocab_size"] for j in range(16)] for i in range(16)]
 
-    def run(adapters) -> tuple[float, int]:
+    def engine(adapters: bool) -> tuple[Engine, list[SamplingParams]]:
         model = load(folder)[0]
         multi = load_adapters(model, [(n, work / n) for n in names]) if adapters else None
-        engine = Engine(model, None, max_num_seqs=16, column_major=True, adapters=multi)
         params = [SamplingParams(max_tokens=32, temperature=0, ignore_eos=True,
                                  adapter=names[i % 4] if adapters else None)
                   for i in range(len(prompts))]
-        seconds = timed(lambda: engine.generate(prompts, params), runs)
-        return len(prompts) * 32 / seconds, engine.stats["mixed_adapter_passes"]
+        return Engine(model, None, max_num_seqs=16, column_major=True, adapters=multi), params
 
-    base_tok_s, _ = run(False)
-    mixed_tok_s, mixed_passes = run(True)
-    return {"requests": len(prompts), "new_tokens": 32, "base_tok_s": base_tok_s,
-            "four_adapters_mixed_tok_s": mixed_tok_s, "mixed_adapter_passes": mixed_passes,
-            "fraction_of_base": mixed_tok_s / base_tok_s}
+    (base, base_params), (mixed, mixed_params) = engine(False), engine(True)
+    t = race({"base": lambda: base.generate(prompts, base_params),
+              "mixed": lambda: mixed.generate(prompts, mixed_params)}, runs)
+    tokens = len(prompts) * 32
+    return {"requests": len(prompts), "new_tokens": 32, "base_tok_s": tokens / t["base"],
+            "four_adapters_mixed_tok_s": tokens / t["mixed"],
+            "mixed_adapter_passes": mixed.stats["mixed_adapter_passes"],
+            "fraction_of_base": t["base"] / t["mixed"]}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmstack.adapt.lora import LoRALinear, wrap_linears
@@ -35,11 +36,14 @@ class DoRALinear(LoRALinear):
         y = self.base_layer(x)
         if self.merged:
             return y
-        bias = self.base_layer.bias
-        plain = y if bias is None else y - bias  # W x: the part the magnitude rescales
         scale = self.lora_magnitude_vector / self.weight_norm().detach()  # [out]
-        x = self.lora_dropout(x.to(self.lora_A.weight.dtype))
-        update = self.lora_B(self.lora_A(x)) * self.scaling
+        dropped = self.lora_dropout(x.to(self.lora_A.weight.dtype))
+        if dropped is x or not self.training:  # W x: the part the magnitude rescales
+            bias = self.base_layer.bias
+            plain = y if bias is None else y - bias
+        else:  # with dropout in training, PEFT rescales W dropout(x) instead
+            plain = F.linear(dropped, self.base_layer.weight.to(dropped.dtype))
+        update = self.lora_B(self.lora_A(dropped)) * self.scaling
         # m/||.|| (W x + s B A x) + b, written as a correction to y.
         return y + ((scale - 1) * plain + scale * update).to(y.dtype)
 

@@ -110,10 +110,12 @@ class ServerState:
         OpenAI-shaped error a client should see."""
         from lmstack.serve.errors import invalid, model_not_found
 
-        base, _, adapter = name.rpartition(":") if name not in self.models else (name, "", "")
-        entry = self.models.get(base)
-        if entry is None or (adapter and adapter not in entry.adapters):
-            raise model_not_found(name, sorted(self.cards()))
+        entry = self.models.get(name)
+        if entry is None:  # perhaps `model:adapter`
+            base, _, adapter = name.rpartition(":")
+            entry = self.models.get(base)
+            if entry is None or adapter not in entry.adapters:
+                raise model_not_found(name, sorted(self.cards()))
         if entry.kind != kind:
             where = "/v1/embeddings" if entry.kind == "embed" else \
                 "/v1/completions and /v1/chat/completions"

@@ -68,21 +68,23 @@ def test_each_request_gets_its_adapter_in_one_shared_batch(server, lm_folder, ad
     assert len(set(want.values())) == 3  # the adapters really change the output
     before = entry.stats()["mixed_adapter_passes"]
     models = ["tiny:a", "tiny:b", "tiny", "tiny:b", "tiny:a"]
-    got: dict[int, str] = {}
+    got: dict[int, tuple[str, str]] = {}
     start = threading.Barrier(len(models))
 
     def run(i: int, model: str) -> None:
         start.wait()
         response = complete(live.url, model)
         response.raise_for_status()
-        got[i] = response.json()["choices"][0]["text"]
+        body = response.json()
+        got[i] = (body["model"], body["choices"][0]["text"])
 
     threads = [threading.Thread(target=run, args=(i, m)) for i, m in enumerate(models)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [got[i] for i in range(len(models))] == [want[m] for m in models]
+    # Each answer names the model asked for (adapter included) and is that adapter's text.
+    assert [got[i] for i in range(len(models))] == [(m, want[m]) for m in models]
     # Forward passes whose rows used different adapters: the requests shared a batch.
     assert entry.stats()["mixed_adapter_passes"] > before
 
@@ -92,10 +94,11 @@ def test_models_lists_adapters_and_unknown_adapter_is_404(server):
     ids = {c["id"]: c for c in httpx.get(f"{live.url}/v1/models").json()["data"]}
     assert set(ids) == {"tiny", "tiny:a", "tiny:b"} and ids["tiny:a"]["parent"] == "tiny"
     assert httpx.get(f"{live.url}/v1/models/tiny:b").json()["id"] == "tiny:b"
-    response = complete(live.url, "tiny:nope")
-    assert response.status_code == 404
-    error = response.json()["error"]
-    assert error["code"] == "model_not_found" and "tiny:a" in error["message"]
+    for name in ["tiny:nope", "tiny:", "nope:a"]:
+        response = complete(live.url, name)
+        assert response.status_code == 404, name
+        error = response.json()["error"]
+        assert error["code"] == "model_not_found" and "tiny:a" in error["message"]
 
 
 def test_serve_adapter_flag_bad_input_is_one_line(lm_folder, tmp_path, free_port):
