@@ -22,6 +22,7 @@ DEFAULTS = {
     "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
     "mistral": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
     "qwen2": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
 }
 
 

@@ -15,6 +15,7 @@ the same factors fit our nn.Linear layers as they are.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from lmstack.adapt.dora import DoRALinear, apply_dora
 from lmstack.adapt.ia3 import apply_ia3, ia3_layers
-from lmstack.adapt.lora import apply_lora, lora_layers
+from lmstack.adapt.lora import apply_lora, lora_layers, matches
 from lmstack.adapt.prefix import PrefixTuned
 from lmstack.adapt.prompt import PromptTuned
 from lmstack.fileio import atomic_write, atomic_write_text
@@ -45,6 +46,20 @@ def fan_in_fan_out(model: nn.Module, names) -> bool:
     return stored.pop()
 
 
+def target_names(model: nn.Module, adapted: Iterable[str]) -> list[str]:
+    """PEFT's target_modules for these adapted layers: each layer's shortest dotted suffix
+    that matches no other Linear (GPT-2's `mlp.c_proj`, not `c_proj`, which attn has too)."""
+    adapted = set(adapted)
+    others = [n for n, m in model.named_modules()
+              if isinstance(m, nn.Linear) and n not in adapted and not n.endswith(".base_layer")]
+    names = set()
+    for name in adapted:
+        parts = name.split(".")
+        names.add(next(".".join(parts[-k:]) for k in range(1, len(parts) + 1)
+                       if not any(matches(o, [".".join(parts[-k:])]) for o in others)))
+    return sorted(names)
+
+
 def lora_config(model: nn.Module) -> dict:
     """The adapter_config.json fields PEFT writes for a LoRA (or DoRA) adapter."""
     layers = lora_layers(model)
@@ -57,7 +72,7 @@ def lora_config(model: nn.Module) -> dict:
         "lora_dropout": getattr(first.lora_dropout, "p", 0.0), "use_rslora": first.use_rslora,
         "use_dora": isinstance(first, DoRALinear),
         "fan_in_fan_out": fan_in_fan_out(model, layers), "bias": "none",
-        "target_modules": sorted({name.rpartition(".")[2] for name in layers}),
+        "target_modules": target_names(model, layers),
         "init_lora_weights": True,
     }
 
@@ -74,9 +89,9 @@ def lora_tensors(model: nn.Module) -> dict[str, Tensor]:
 
 def ia3_config(model: nn.Module) -> dict:
     layers = ia3_layers(model)
-    short = sorted({n.rpartition(".")[2] for n in layers})
-    feedforward = sorted({n.rpartition(".")[2] for n, m in layers.items() if m.is_feedforward})
-    return {"peft_type": "IA3", "target_modules": short, "feedforward_modules": feedforward,
+    feedforward = [n for n, m in layers.items() if m.is_feedforward]
+    return {"peft_type": "IA3", "target_modules": target_names(model, layers),
+            "feedforward_modules": target_names(model, feedforward),
             "fan_in_fan_out": False, "init_ia3_weights": True}
 
 

@@ -2,8 +2,8 @@
 (Lester et al., 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning").
 
 The soft prompt enters where token embeddings leave the embedding table: a forward hook on
-the model's `embed_tokens` (or `wte`) prepends it, so the decoder sees P + T inputs and builds
-positions 0 .. P+T-1 and its mask from that length, as PEFT's concatenated inputs_embeds do.
+the model's `embed_tokens` (or `wte`) prepends it, and the step context the wrapper hands the
+decoder covers P + T inputs at positions 0 .. P+T-1, as PEFT's concatenated inputs_embeds do.
 The wrapper extends a padding mask by P ones and returns logits for the T real tokens only,
 so losses and samplers line up with the input ids as without the prompt.
 """
@@ -69,12 +69,16 @@ class PromptTuned(nn.Module):
                              "position_ids (they would not count the soft prompt); for "
                              "cached generation use lmstack.adapt.prompt.as_prefix(model)")
         P = self.num_virtual_tokens
+        B, T = input_ids.shape
         if attention_mask is not None:
-            attention_mask = torch.cat([attention_mask.new_ones(input_ids.shape[0], P),
-                                        attention_mask], dim=1)
+            attention_mask = torch.cat([attention_mask.new_ones(B, P), attention_mask], dim=1)
+        # The step is built for P + T inputs here, since a decoder may read positions before
+        # its embedding runs (GPT-2 adds learned position rows to the token embeddings).
+        positions = torch.arange(P + T, device=input_ids.device).expand(B, -1)
         self._prepend = True
         try:
-            logits = self.model(input_ids, attention_mask, logits_to_keep=logits_to_keep)
+            logits = self.model(input_ids, context=PaddedStep(positions, P + T, attention_mask),
+                                logits_to_keep=logits_to_keep)
         finally:
             self._prepend = False
         return logits if logits_to_keep else logits[:, P:]  # [B, T, vocab]

@@ -1,5 +1,6 @@
-"""Fixtures for the adapter tests: one tiny random HF Llama folder (GQA: 4 query heads, 2 kv
-heads) that both transformers+PEFT and lmstack's hub loader read, and a batch of token ids."""
+"""Fixtures for the adapter tests: tiny random HF Llama (GQA: 4 query heads, 2 kv heads) and
+GPT-2 folders that both transformers+PEFT and lmstack's hub loader read, a batch of token ids,
+and a few training steps."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ def folder(tmp_path_factory):
         vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
     path = tmp_path_factory.mktemp("llama")
+    hf.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gpt2_folder(tmp_path_factory):
+    """A tiny random GPT-2: Conv1D projections, learned positions, fused c_attn."""
+    torch.manual_seed(5)
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=96, n_positions=64, n_embd=32, n_layer=2, n_head=4))
+    path = tmp_path_factory.mktemp("gpt2")
     hf.save_pretrained(path)
     return path
 

@@ -165,29 +165,3 @@ def test_trainer_steps_change_only_lora_parameters(folder, tmp_path):
     for name, p in model.named_parameters():
         changed = not torch.equal(p, before[name])
         assert changed == (".lora_A." in name or ".lora_B." in name), name
-
-
-def test_gpt2_fused_c_attn_both_ways(tmp_path, ids):
-    """GPT-2's Conv1D c_attn: PEFT's fan_in_fan_out adapter fits our nn.Linear as it is."""
-    torch.manual_seed(5)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=96, n_positions=64, n_embd=32, n_layer=2, n_head=4))
-    hf.save_pretrained(tmp_path / "gpt2")
-    config = peft.LoraConfig(r=R, lora_alpha=ALPHA, target_modules=["c_attn"],
-                             fan_in_fan_out=True, task_type="CAUSAL_LM")
-    theirs = peft.get_peft_model(hf, config)
-    with torch.no_grad():
-        for name, p in theirs.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    theirs.eval().save_pretrained(tmp_path / "theirs")
-    ours = load_adapter(load(tmp_path / "gpt2")[0], tmp_path / "theirs").eval()
-    want = logits(theirs, ids)
-    torch.testing.assert_close(logits(ours, ids), want, **TOL)
-    save_adapter(ours, tmp_path / "ours")
-    back = peft.PeftModel.from_pretrained(
-        transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2"), tmp_path / "ours")
-    assert back.peft_config["default"].fan_in_fan_out
-    torch.testing.assert_close(logits(back.eval(), ids), want, **TOL)
-    merge(ours)  # our weight is [out, in], so the merge needs no transpose
-    torch.testing.assert_close(logits(ours, ids), want, **TOL)

@@ -38,12 +38,16 @@ def peft_model(folder, method):
     """PEFT's adapter with every adapter weight randomised, so it really moves the output."""
     torch.manual_seed(1)
     base = transformers.AutoModelForCausalLM.from_pretrained(folder)
-    model = peft.get_peft_model(base, CONFIGS[method]())
+    return nudge(peft.get_peft_model(base, CONFIGS[method]())).eval()
+
+
+def nudge(model):
+    """Every trainable (adapter) weight moved off its init, so the adapter changes outputs."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.5)
-    return model.eval()
+    return model
 
 
 def logits(model, ids, mask=None):
@@ -64,11 +68,7 @@ def ours_of(folder, method):
              "prompt": lambda: PromptTuned(base, P),
              "prefix": lambda: PrefixTuned(base, P, projection=True,
                                            encoder_hidden_size=20)}[method]()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.5)
-    return model.eval()
+    return nudge(model).eval()
 
 
 @pytest.mark.parametrize("method", list(CONFIGS))
@@ -202,3 +202,35 @@ def test_prompt_tuning_as_prefix_decodes_the_same(folder, ids):
     assert torch.equal(logits(tuned, out)[:, 4:-1].argmax(-1), out[:, 5:])
     with pytest.raises(ValueError, match="as_prefix"):
         generate(tuned, ids[:1, :5], max_new_tokens=2)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prompt", "prefix"])
+def test_gpt2_both_ways(gpt2_folder, ids, tmp_path, method):
+    """GPT-2 (Conv1D, learned positions): LoRA on the fused c_attn (PEFT's fan_in_fan_out
+    factors fit our nn.Linear as they are, and merge without a transpose), PEFT's IA3
+    defaults (c_attn, mlp.c_proj), a soft prompt through wte + wpe, a prefix with positions
+    from P: equal both ways."""
+    torch.manual_seed(6)
+    config = {"lora": lambda: peft.LoraConfig(r=4, lora_alpha=16, target_modules=["c_attn"],
+                                              fan_in_fan_out=True, task_type="CAUSAL_LM"),
+              "ia3": lambda: peft.IA3Config(task_type="CAUSAL_LM"),
+              "prompt": lambda: peft.PromptTuningConfig(task_type="CAUSAL_LM",
+                                                        num_virtual_tokens=P),
+              "prefix": lambda: peft.PrefixTuningConfig(task_type="CAUSAL_LM",
+                                                        num_virtual_tokens=P)}[method]()
+    theirs = nudge(peft.get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(gpt2_folder), config)).eval()
+    theirs.save_pretrained(tmp_path / "theirs")
+    ours = load_adapter(load(gpt2_folder)[0], tmp_path / "theirs").eval()
+    want = logits(theirs, ids)
+    torch.testing.assert_close(logits(ours, ids), want, **TOL)
+    save_adapter(ours, tmp_path / "ours")
+    back = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(gpt2_folder), tmp_path / "ours")
+    torch.testing.assert_close(logits(back.eval(), ids), want, **TOL)
+    if method == "lora":
+        assert back.peft_config["default"].fan_in_fan_out
+        merge(ours)  # our weight is [out, in]: no transpose
+        torch.testing.assert_close(logits(ours, ids), want, **TOL)
+    if method == "ia3":  # mlp.c_proj, not c_proj: attention's c_proj stays unadapted
+        assert set(back.peft_config["default"].target_modules) == {"c_attn", "mlp.c_proj"}
