@@ -67,8 +67,8 @@ class MultiLoRALinear(WrappedLinear):
             for i, n in enumerate(names):
                 if n in self.lora_A:
                     rank = self.lora_A[n].shape[0]
-                    A[i, :rank], B[i, :, :rank], scale[i] = self.lora_A[n], self.lora_B[n], \
-                        self.scaling[n]
+                    A[i, :rank], B[i, :, :rank] = self.lora_A[n], self.lora_B[n]
+                    scale[i] = self.scaling[n]
             self._stacked = (A, B, scale)
         return self._stacked
 
