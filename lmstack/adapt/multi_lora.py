@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from lmstack.adapt.lora import WrappedLinear, matches, replace
-from lmstack.adapt.peft_files import PREFIX, read_adapter
+from lmstack.adapt.peft_files import PREFIX
+from lmstack.adapt.peft_folder import read_adapter
 
 
 class Selection:

@@ -14,24 +14,22 @@ the same factors fit our nn.Linear layers as they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lmstack.adapt.dora import DoRALinear, apply_dora
 from lmstack.adapt.ia3 import apply_ia3, ia3_layers
 from lmstack.adapt.lora import apply_lora, lora_layers, matches
+from lmstack.adapt.peft_folder import read_adapter, write_adapter
 from lmstack.adapt.prefix import PrefixTuned
 from lmstack.adapt.prompt import PromptTuned
-from lmstack.fileio import atomic_write, atomic_write_text
+from lmstack.adapt.wrapped import WrappedModel
 from lmstack.models.registry import family_of
 
 PREFIX = "base_model.model."
-CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 
 def fan_in_fan_out(model: nn.Module, names) -> bool:
@@ -96,37 +94,23 @@ def ia3_config(model: nn.Module) -> dict:
 
 
 def adapter_config(model: nn.Module, base_model: str | None = None) -> dict:
-    """The adapter_config.json PEFT writes for the adapter `model` carries."""
-    cfg = getattr(model, "config", None)
-    common = {"task_type": "CAUSAL_LM", "base_model_name_or_path": base_model,
-              "modules_to_save": None, "inference_mode": True}
-    if isinstance(model, PromptTuned):
-        P, hidden = model.prompt_embeddings.shape
-        return {**common, "peft_type": "PROMPT_TUNING", "num_virtual_tokens": P,
-                "token_dim": hidden, "num_transformer_submodules": 1,
-                "num_attention_heads": cfg.num_attention_heads,
-                "num_layers": cfg.num_hidden_layers, "prompt_tuning_init": "RANDOM"}
-    if isinstance(model, PrefixTuned):
-        layers, kv, d = model.prefix_encoder.shape
-        return {**common, "peft_type": "PREFIX_TUNING",
-                "num_virtual_tokens": model.prefix_encoder.embedding.num_embeddings,
-                "token_dim": kv * d, "encoder_hidden_size": kv * d,
-                "num_transformer_submodules": 1, "num_attention_heads": kv,
-                "num_layers": layers, "prefix_projection": False}
-    if lora_layers(model):
-        return {**common, **lora_config(model)}
-    if ia3_layers(model):
-        return {**common, **ia3_config(model)}
-    raise ValueError("the model carries no adapter; attach one first (apply_lora, apply_dora, "
-                     "apply_ia3, PromptTuned, PrefixTuned)")
+    """The adapter_config.json fields PEFT writes for the adapter `model` carries."""
+    if isinstance(model, WrappedModel):  # prompt and prefix tuning describe themselves
+        config = model.peft_config()
+    elif lora_layers(model):
+        config = lora_config(model)
+    elif ia3_layers(model):
+        config = ia3_config(model)
+    else:
+        raise ValueError("the model carries no adapter; attach one first (apply_lora, "
+                         "apply_dora, apply_ia3, PromptTuned, PrefixTuned)")
+    return {**config, "base_model_name_or_path": base_model}
 
 
 def adapter_tensors(model: nn.Module) -> dict[str, Tensor]:
     """The adapter's weights under PEFT's saved names (no adapter name in them)."""
-    if isinstance(model, PromptTuned):
-        return {"prompt_embeddings": model.prompt_embeddings}
-    if isinstance(model, PrefixTuned):  # PEFT saves the MLP's output, never the MLP
-        return {"prompt_embeddings": model.prefix_encoder()}
+    if isinstance(model, WrappedModel):
+        return model.peft_tensors()
     if lora_layers(model):
         return lora_tensors(model)
     return {f"{PREFIX}{n}.ia3_l": m.ia3_l for n, m in ia3_layers(model).items()}
@@ -134,22 +118,7 @@ def adapter_tensors(model: nn.Module) -> dict[str, Tensor]:
 
 def save_adapter(model: nn.Module, folder: str | Path, base_model: str | None = None) -> Path:
     """Write the model's adapter (its weights only) as a PEFT folder, each file atomically."""
-    folder = Path(folder)
-    config = adapter_config(model, base_model)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in adapter_tensors(model).items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
-    return folder
-
-
-def read_adapter(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
-    """(adapter_config.json, tensors) of a PEFT folder, with a clear error for a wrong one."""
-    folder = Path(folder)
-    if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{folder} is not a PEFT adapter folder (it needs {CONFIG} and "
-                                f"{WEIGHTS}); save one with save_adapter or PEFT's save_pretrained")
-    return json.loads((folder / CONFIG).read_text(encoding="utf-8")), load_file(folder / WEIGHTS)
+    return write_adapter(folder, adapter_config(model, base_model), adapter_tensors(model))
 
 
 def load_adapter(model: nn.Module, folder: str | Path) -> nn.Module:

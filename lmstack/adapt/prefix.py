@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lmstack.adapt.wrapped import WrappedModel
 from lmstack.nn.attention import additive_mask, causal_mask
 from lmstack.nn.step_context import StepContext, resolve_step
 
@@ -83,22 +84,30 @@ class PrefixStep:
         return torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
 
 
-class PrefixTuned(nn.Module):
+class PrefixTuned(WrappedModel):
     """A causal LM with a trainable prefix; the base model is frozen. Called like the model
     (input_ids, attention_mask, position_ids, context, logits_to_keep), so `generate`, the
     Trainer and the engine run it unchanged."""
 
     def __init__(self, model: nn.Module, num_virtual_tokens: int, projection: bool = False,
                  encoder_hidden_size: int | None = None):
-        super().__init__()
+        super().__init__(model)
         cfg = model.config
-        model.requires_grad_(False)
-        self.model, self.config = model, cfg
         param = next(model.parameters())
         self.prefix_encoder = PrefixEncoder(
             num_virtual_tokens, cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim,
             projection, encoder_hidden_size).to(param.device, param.dtype)
-        self.enabled = True
+
+    def peft_config(self) -> dict:
+        layers, kv, d = self.prefix_encoder.shape
+        return {"peft_type": "PREFIX_TUNING",
+                "num_virtual_tokens": self.prefix_encoder.embedding.num_embeddings,
+                "token_dim": kv * d, "encoder_hidden_size": kv * d,
+                "num_transformer_submodules": 1, "num_attention_heads": kv,
+                "num_layers": layers, "prefix_projection": False}
+
+    def peft_tensors(self) -> dict[str, Tensor]:
+        return {"prompt_embeddings": self.prefix_encoder()}  # the MLP's output, as PEFT saves
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 position_ids: Tensor | None = None, context: StepContext | None = None,

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lmstack.adapt.prefix import PrefixTuned
+from lmstack.adapt.wrapped import WrappedModel
 from lmstack.nn.step_context import PaddedStep
 
 
@@ -25,7 +26,7 @@ def input_embeddings(model: nn.Module) -> nn.Embedding:
     raise ValueError("prompt tuning needs a decoder with an `embed_tokens` or `wte` table")
 
 
-class PromptTuned(nn.Module):
+class PromptTuned(WrappedModel):
     """A causal LM with a trainable soft prompt `prompt_embeddings` [P, hidden]; the base is
     frozen. Random init draws like a fresh nn.Embedding; `init_text` ids copy those tokens'
     embeddings (repeated or cut to P), PEFT's TEXT init. It runs the plain forward (training,
@@ -33,9 +34,7 @@ class PromptTuned(nn.Module):
 
     def __init__(self, model: nn.Module, num_virtual_tokens: int,
                  init_text_ids: list[int] | None = None):
-        super().__init__()
-        model.requires_grad_(False)
-        self.model, self.config = model, model.config
+        super().__init__(model)
         embed = input_embeddings(model)
         prompt = torch.empty(num_virtual_tokens, embed.embedding_dim,
                              dtype=embed.weight.dtype, device=embed.weight.device)
@@ -45,12 +44,22 @@ class PromptTuned(nn.Module):
         else:
             nn.init.normal_(prompt)
         self.prompt_embeddings = nn.Parameter(prompt)
-        self.enabled, self._prepend = True, False
+        self._prepend = False
         embed.register_forward_hook(self._hook)
 
     @property
     def num_virtual_tokens(self) -> int:
         return self.prompt_embeddings.shape[0]
+
+    def peft_config(self) -> dict:
+        P, hidden = self.prompt_embeddings.shape
+        return {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": P, "token_dim": hidden,
+                "num_transformer_submodules": 1,
+                "num_attention_heads": self.config.num_attention_heads,
+                "num_layers": self.config.num_hidden_layers, "prompt_tuning_init": "RANDOM"}
+
+    def peft_tensors(self) -> dict[str, Tensor]:
+        return {"prompt_embeddings": self.prompt_embeddings}
 
     def _hook(self, module: nn.Module, args, out: Tensor) -> Tensor | None:
         if not self._prepend:

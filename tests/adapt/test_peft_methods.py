@@ -4,6 +4,7 @@ break each check catches; fresh adapters change nothing; training moves only the
 
 from __future__ import annotations
 
+import numpy as np
 import peft
 import pytest
 import torch
@@ -16,9 +17,12 @@ from lmstack.adapt.lora import lora_layers, merge, unmerge
 from lmstack.adapt.peft_files import load_adapter, save_adapter
 from lmstack.adapt.prefix import PrefixTuned
 from lmstack.adapt.prompt import PromptTuned, as_prefix
+from lmstack.data import PackedSequences
 from lmstack.engine import Engine, SamplingParams
 from lmstack.models.generate import generate
 from lmstack.nn.kv_cache import StaticKVCache
+from lmstack.train import Trainer, parse_config
+from lmstack.train.objectives import CausalLM
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
 P = 3  # virtual tokens
@@ -234,3 +238,23 @@ def test_gpt2_both_ways(gpt2_folder, ids, tmp_path, method):
         torch.testing.assert_close(logits(ours, ids), want, **TOL)
     if method == "ia3":  # mlp.c_proj, not c_proj: attention's c_proj stays unadapted
         assert set(back.peft_config["default"].target_modules) == {"c_attn", "mlp.c_proj"}
+
+
+def test_trainer_checkpoints_a_prefix_as_a_peft_folder(folder, tmp_path, ids):
+    """lmstack's Trainer runs a prefix-tuned model unchanged; its checkpoint holds the adapter
+    as a PEFT folder, which loads back (here and in PEFT) with the trained logits."""
+    model = PrefixTuned(load(folder)[0], P)
+    config = parse_config({
+        "model": {"architecture": "LlamaForCausalLM", "init_from": str(folder)},
+        "data": {"shards": str(tmp_path), "seq_len": 16}, "schedule": {"warmup_steps": 0},
+        "training": {"out_dir": str(tmp_path / "run"), "micro_batch_size": 4, "threads": 1,
+                     "progress": False}})
+    trainer = Trainer(model, CausalLM(), PackedSequences(np.tile(np.arange(1, 33), 8), 16),
+                      config)
+    trainer.train_step()
+    checkpoint = trainer.save_checkpoint()
+    back = load_adapter(load(folder)[0], checkpoint)
+    torch.testing.assert_close(logits(back.eval(), ids), logits(model.eval(), ids), atol=0, rtol=0)
+    theirs = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(folder), checkpoint).eval()
+    torch.testing.assert_close(logits(theirs, ids), logits(model, ids), **TOL)
