@@ -11,13 +11,36 @@ adapter files map onto ours key for key (see `lmstack/adapt/peft_files.py`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
 
-class LoRALinear(nn.Module):
+class WrappedLinear(nn.Module):
+    """A module standing in for the frozen `nn.Linear` it keeps as `base_layer`: code that
+    reads a Linear's shape or weight (dtype checks, exporters) sees the base's."""
+
+    base_layer: nn.Linear
+
+    @property
+    def weight(self) -> Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.base_layer.bias
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+
+class LoRALinear(WrappedLinear):
     """An `nn.Linear` plus a trainable low-rank update; the base layer is frozen."""
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 8.0, dropout: float = 0.0,
@@ -37,23 +60,6 @@ class LoRALinear(nn.Module):
         nn.init.zeros_(self.lora_B.weight)
         self.merged = False
         base.requires_grad_(False)
-
-    # Code that reads a Linear's shape or weight (dtype checks, exporters) sees the base's.
-    @property
-    def weight(self) -> Tensor:
-        return self.base_layer.weight
-
-    @property
-    def bias(self) -> Tensor | None:
-        return self.base_layer.bias
-
-    @property
-    def in_features(self) -> int:
-        return self.base_layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base_layer.out_features
 
     def delta_weight(self) -> Tensor:
         """The update B A * scaling, shaped like the base weight [out, in]."""
@@ -89,21 +95,37 @@ def matches(name: str, target_modules: Iterable[str]) -> bool:
     return any(name == t or name.endswith("." + t) for t in target_modules)
 
 
-def apply_lora(model: nn.Module, target_modules: Iterable[str] = ("q_proj", "v_proj"),
-               r: int = 8, alpha: float = 8.0, dropout: float = 0.0,
-               use_rslora: bool = False) -> nn.Module:
-    """Freeze every parameter of `model`, then wrap each `nn.Linear` whose name matches a
-    target in a `LoRALinear`, in place. Returns the model; only the LoRA factors train."""
+def wrap_linears(model: nn.Module, target_modules: Iterable[str],
+                 wrap: Callable[[str, nn.Linear], nn.Module]) -> dict[str, nn.Module]:
+    """Freeze every parameter of `model`, then replace each `nn.Linear` whose name matches a
+    target with `wrap(name, linear)`, in place: the one way every adapter here attaches."""
     targets = tuple(target_modules)
     model.requires_grad_(False)
     found = [(name, module) for name, module in model.named_modules()
              if isinstance(module, nn.Linear) and matches(name, targets)]
     if not found:
         raise ValueError(f"no nn.Linear in the model matches target_modules={list(targets)}")
+    wrapped = {}
     for name, linear in found:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(linear, r, alpha, dropout, use_rslora))
+        wrapped[name] = wrap(name, linear)
+        replace(model, name, wrapped[name])
+    return wrapped
+
+
+def replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` where the submodule called `name` was."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def apply_lora(model: nn.Module, target_modules: Iterable[str] = ("q_proj", "v_proj"),
+               r: int = 8, alpha: float = 8.0, dropout: float = 0.0,
+               use_rslora: bool = False) -> nn.Module:
+    """Freeze every parameter of `model`, then wrap each `nn.Linear` whose name matches a
+    target in a `LoRALinear`, in place. Returns the model; only the LoRA factors train."""
+    wrap_linears(model, target_modules,
+                 lambda _, linear: LoRALinear(linear, r, alpha, dropout, use_rslora))
     return model
 
 
@@ -132,9 +154,7 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     parameters stay frozen, as apply_lora left them; `requires_grad_(True)` to train it all."""
     for name, layer in lora_layers(model).items():
         layer.merge()
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, layer.base_layer)
+        replace(model, name, layer.base_layer)
     return model
 
 

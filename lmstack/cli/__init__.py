@@ -18,7 +18,14 @@ from rich.table import Table
 
 from lmstack.apps.sentiment.cli import sentiment_app
 from lmstack.apps.support.cli import support_app
-from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
+from lmstack.cli.args import (
+    DEFAULT_MODEL,
+    MODEL_HELP,
+    UserError,
+    check_port_free,
+    model_path,
+    parse_adapter,
+)
 from lmstack.eval_cli import agent_app, eval_app
 from lmstack.learn.command import learn
 
@@ -312,6 +319,9 @@ def serve(
                                    help="text, or json (one object per line, for shippers)"),
     log_level: str = typer.Option("info", envvar="LMSTACK_LOG_LEVEL",
                                   help="debug (probes too), info, warning or error"),
+    adapter: list[str] | None = typer.Option(
+        None, "--adapter", help="NAME=FOLDER: a PEFT LoRA adapter served as model "
+        "`BASE:NAME` (repeat the option); requests with different adapters share one batch"),
 ) -> None:
     """Serve models over the OpenAI API (/v1/...), with a chat page at / (default: SmolLM2).
 
@@ -339,13 +349,17 @@ def serve(
         raise UserError("--grace-seconds must be >= 0")
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise UserError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
+    adapters = dict(parse_adapter(item) for item in adapter or [])
+    if adapters and len(paths) > 1:
+        raise UserError("--adapter serves LoRA adapters on one base model; give one PATH")
     setup_logging(log_format, log_level.lower())
 
     def build() -> object:  # runs on a thread while the port already answers /health
         models = load_entries(paths, name, max_num_seqs=max_num_seqs,
                               max_model_len=max_model_len, max_queue=max_queue,
                               enable_prefix_caching=prefix_caching,
-                              speculative_tokens=speculative_tokens)
+                              speculative_tokens=speculative_tokens,
+                              adapters=adapters or None)
         for entry in models.values():
             console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
         return create_app(models, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),

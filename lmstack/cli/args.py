@@ -52,3 +52,13 @@ def check_port_free(host: str, port: int) -> None:
                                 "stop it or pick another with --port") from None
             raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); "
                             "pick another --host or --port") from None
+
+
+def parse_adapter(item: str) -> tuple[str, Path]:
+    """`lmstack serve --adapter NAME=FOLDER` -> (name, folder), the folder checked to exist."""
+    name, sep, folder = item.partition("=")
+    if not sep or not name or not folder:
+        raise UserError(f"--adapter takes NAME=FOLDER (a PEFT LoRA adapter folder), got {item!r}")
+    if not Path(folder).is_dir():
+        raise UserError(f"--adapter {name}: no such folder: {folder}")
+    return name, Path(folder)

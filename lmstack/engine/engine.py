@@ -47,6 +47,8 @@ class Engine:
     seen before (see lmstack.engine.prefix_cache); outputs are the same either way.
     speculative_tokens=k > 0 lets greedy requests guess up to k tokens by prompt lookup and
     check them in one pass (see lmstack.engine.speculative); outputs are the same tokens.
+    adapters (a lmstack.adapt.multi_lora.MultiLoRA on this model) lets each request name a
+    LoRA adapter (SamplingParams.adapter); rows with different adapters share each step.
     Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
@@ -55,7 +57,7 @@ class Engine:
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
         max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
         packed_weights: bool = False, enable_prefix_caching: bool = True,
-        speculative_tokens: int = 0,
+        speculative_tokens: int = 0, adapters=None,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -92,13 +94,14 @@ class Engine:
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
         self.max_queue = max_queue
         self.speculative_tokens = speculative_tokens
+        self.adapters = adapters
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
         self._token_texts: list[str] | None = None  # built on the first guided request
         self._aborted: list[Sequence] = []
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
                           "requests_finished": 0, "speculative_proposed": 0,
-                          "speculative_accepted": 0}
+                          "speculative_accepted": 0, "mixed_adapter_passes": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
 
     # ------------------------------------------------------------------ requests
@@ -112,6 +115,14 @@ class Engine:
         else:
             ids = [int(t) for t in prompt]
         params.validate()
+        if params.adapter is not None:
+            if self.adapters is None:
+                raise ValueError(f"adapter {params.adapter!r} was asked for, but this engine "
+                                 "serves no adapters")
+            try:
+                self.adapters.index(params.adapter)
+            except KeyError as exc:
+                raise ValueError(exc.args[0]) from None
         if not ids:
             raise ValueError("the prompt is empty; give at least one token")
         vocab = self.model.config.vocab_size
@@ -142,7 +153,9 @@ class Engine:
         return Sequence(
             request_id=request_id or uuid.uuid4().hex, prompt_ids=ids, params=params,
             detokenizer=IncrementalDetokenizer(self.tokenizer, ids, params.skip_special_tokens),
-            stop=StopChecker(params.stop), generator=generator, guide=guide)
+            stop=StopChecker(params.stop), generator=generator, guide=guide,
+            # A LoRA adapter changes keys and values: its prefixes are cached apart.
+            cache_salt=None if params.adapter is None else f"lora:{params.adapter}")
 
     def add_sequence(self, seq: Sequence, check_queue: bool = True) -> str:
         if seq.request_id in self._seqs:
@@ -244,6 +257,9 @@ class Engine:
         ids = [[0] * (Q - q) + seq.tokens(seq.num_computed, seq.num_computed + n) + g
                for (seq, n), q, g in zip(group, queries, guesses, strict=True)]
         input_ids = torch.tensor(ids, device=self.device)
+        if self.adapters is not None:  # each row's adapter, gathered per row when they differ
+            rows = [self.adapters.index(seq.params.adapter) for seq, _ in group]
+            self._counters["mixed_adapter_passes"] += self.adapters.select_rows(rows, self.device)
         return self.model(input_ids, context=step, logits_to_keep=Q if any(guesses) else 1)
 
     def _propose(self, decoding: list[tuple[Sequence, int]]) -> dict[Sequence, list[int]]:

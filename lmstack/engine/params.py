@@ -46,6 +46,9 @@ class SamplingParams:
     # A JSON Schema the output must match (decoding is masked; see json_guide.py); {} means
     # any JSON value, None no constraint.
     guided_json: dict | None = None
+    # The LoRA adapter (by name, see lmstack.adapt.multi_lora) this request decodes with;
+    # None is the base model. Carried here so it travels wherever the request's options do.
+    adapter: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # OpenAI accepts a single string too

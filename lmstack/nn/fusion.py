@@ -45,11 +45,12 @@ class FusedLinear:
 
     def usable(self, *linears: nn.Module) -> bool:
         """Whether the stack still stands for `linears` (the owner's current layers): False
-        when gradients are wanted (the stack is no parameter), when a layer was replaced (an
-        adapter wrapped it) or re-stored (`.to(dtype)`, a new state): the owner then runs its
-        separate layers, which are always right."""
+        when gradients are wanted (the stack is no parameter), when a layer was replaced or is
+        no plain nn.Linear (an adapter wrapped it, even before fusing; it was quantized) or
+        re-stored (`.to(dtype)`, a new state): the owner then runs its separate layers, which
+        are always right."""
         return not torch.is_grad_enabled() and all(
-            lin is own and lin.weight.data_ptr() == p
+            lin is own and type(lin) is nn.Linear and lin.weight.data_ptr() == p
             for lin, own, p in zip(linears, self.linears, self._ptrs, strict=True))
 
     def __call__(self, x: Tensor) -> Tensor:

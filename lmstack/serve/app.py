@@ -129,15 +129,16 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
 
     @v1.get("/v1/models", response_model=None, responses={200: {"model": ModelList}, **V1})
     async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [e.card() for e in state.models.values()]
+        return {"object": "list", "data": list(state.cards().values())
                 + classify.classifier_cards(app.state.classifiers, started)}
 
     @v1.get("/v1/models/{name:path}", response_model=None,
             responses={200: {"model": ModelCard}, **V1})
     async def get_model(name: str) -> dict[str, Any]:
-        if name not in state.models:
-            raise model_not_found(name, sorted(state.models))
-        return state.models[name].card()
+        cards = state.cards()
+        if name not in cards:
+            raise model_not_found(name, sorted(cards))
+        return cards[name]
 
     for module in (completions, chat, embeddings):
         v1.include_router(module.router)

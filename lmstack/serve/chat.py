@@ -114,7 +114,7 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request) -
                              guided_schema(req))
     gen = make_generation(entry, [prompt], req.n, params, state.metrics, started)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-            "created": int(time.time()), "model": entry.name, "system_fingerprint": None}
+            "created": int(time.time()), "model": req.model, "system_fingerprint": None}
     if req.stream:
         return await _stream(req, gen, head)
     await collect(request, gen)

@@ -86,7 +86,7 @@ async def create_completion(req: CompletionRequest, request: Request) -> Any:
     params = sampling_params(req, entry, max_tokens, req.logprobs)
     gen = make_generation(entry, prompts, req.n, params, state.metrics, started)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
-            "created": int(time.time()), "model": entry.name}
+            "created": int(time.time()), "model": req.model}
     if req.stream:
         return await _stream(req, gen, head, prompt_texts)
     await collect(request, gen)

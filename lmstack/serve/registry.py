@@ -77,12 +77,24 @@ class ModelEntry:
         vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
         return max((len(token) for token in vocab), default=64)
 
+    @property
+    def adapters(self) -> list[str]:
+        """The LoRA adapters its engine serves, each reachable as model `name:adapter`."""
+        inner = getattr(self.engine, "engine", self.engine)
+        adapters = getattr(inner, "adapters", None)
+        return adapters.names if adapters is not None else []
+
     def card(self) -> dict[str, Any]:
         """The OpenAI model object, plus what a client needs to size its requests."""
         return {"id": self.name, "object": "model", "created": self.created,
                 "owned_by": "lmstack", "max_model_len": self.max_model_len,
                 "capabilities": ["completions", "chat"] if self.kind == "generate"
                 else ["embeddings"]}
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Its card, then one per adapter (as vLLM lists LoRA modules, with `parent`)."""
+        return [self.card()] + [{**self.card(), "id": f"{self.name}:{a}", "parent": self.name}
+                                for a in self.adapters]
 
 
 @dataclass
@@ -99,14 +111,27 @@ class ServerState:
         from lmstack.serve.errors import invalid, model_not_found
 
         entry = self.models.get(name)
-        if entry is None:
-            raise model_not_found(name, sorted(self.models))
+        if entry is None:  # perhaps `model:adapter`
+            base, _, adapter = name.rpartition(":")
+            entry = self.models.get(base)
+            if entry is None or adapter not in entry.adapters:
+                raise model_not_found(name, sorted(self.cards()))
         if entry.kind != kind:
             where = "/v1/embeddings" if entry.kind == "embed" else \
                 "/v1/completions and /v1/chat/completions"
             raise invalid(f"The model `{name}` does not support this endpoint; it serves "
                           f"{where}.", "model", "model_not_supported")
         return entry
+
+
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """The model object of every name a request may use: models and `model:adapter`s."""
+        return {c["id"]: c for e in self.models.values() for c in e.cards()}
+
+
+def adapter_of(requested: str, entry: ModelEntry) -> str | None:
+    """The adapter a request's `model` names (`base:adapter`), None for the base itself."""
+    return None if requested == entry.name else requested[len(entry.name) + 1:]
 
 
 def _architecture(folder: Path) -> str:
@@ -118,6 +143,7 @@ def _architecture(folder: Path) -> str:
 
 def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
                tokenizer: Any = None, max_queue: int | None = 256,
+               adapters: dict[str, str | Path] | None = None,
                **engine_kwargs: Any) -> ModelEntry:
     """Load a model folder, a GGUF file or a short name (`smollm2`) and wrap it for serving;
     the name defaults to the short name, the file's stem or the folder's name.
@@ -125,7 +151,8 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     The tokenizer comes with the model unless given. max_queue bounds the engine's waiting
     line: past it a request gets 503 at once rather than waiting unboundedly (a client that
     times out would leave work behind that nobody reads). Other engine_kwargs go to `Engine`
-    (max_num_seqs, max_model_len, num_blocks, ...).
+    (max_num_seqs, max_model_len, num_blocks, ...). `adapters` ({name: PEFT LoRA folder})
+    are served beside the base as `name:adapter`, all in one continuous batch.
     """
     import lmstack
     from lmstack.models import BertModel, load_model
@@ -149,9 +176,12 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
             encoder = load_model(folder, dtype=dtype, model_class=BertModel)
             return ModelEntry(name, tokenizer, encoder=encoder, path=str(folder))
         model = load_model(folder, dtype=dtype)
+    from lmstack.adapt.multi_lora import load_adapters
     from lmstack.engine import Engine
 
-    engine = Engine(model, tokenizer, max_queue=max_queue, column_major=True, **engine_kwargs)
+    multi = load_adapters(model, adapters.items()) if adapters else None
+    engine = Engine(model, tokenizer, max_queue=max_queue, column_major=True, adapters=multi,
+                    **engine_kwargs)
     return ModelEntry(name, tokenizer, engine=engine, path=str(folder))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from lmstack.serve.errors import context_length_exceeded, invalid
 from lmstack.serve.protocol import SamplingRequest
-from lmstack.serve.registry import ModelEntry
+from lmstack.serve.registry import ModelEntry, adapter_of
 
 
 def sampling_params(req: SamplingRequest, entry: ModelEntry, max_tokens: int,
@@ -25,6 +25,7 @@ def sampling_params(req: SamplingRequest, entry: ModelEntry, max_tokens: int,
     try:
         params = _build(SamplingParams, req, entry.vocab_size, max_tokens, logprobs, stop_ids)
         params.guided_json = guided_json
+        params.adapter = adapter_of(req.model, entry)
         return params
     except ValueError as exc:  # the engine's own range checks, should ours ever be looser
         raise invalid(str(exc)) from exc

@@ -104,6 +104,7 @@ class ModelCard(BaseModel):
     owned_by: str
     max_model_len: int | None
     capabilities: list[str]
+    parent: str | None = None  # a LoRA adapter's base model (vLLM's field), else absent
 
 
 class ModelList(BaseModel):

@@ -29,22 +29,6 @@ TOL = {"atol": 1e-4, "rtol": 1e-4}
 R, ALPHA = 4, 16  # alpha != r, so a wrong scaling shows
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
-    path = tmp_path_factory.mktemp("llama")
-    hf.save_pretrained(path)
-    return path
-
-
-@pytest.fixture
-def ids():
-    return torch.randint(0, 96, (2, 10), generator=torch.Generator().manual_seed(3))
-
-
 def peft_model(folder, use_rslora=False, targets=("q_proj", "v_proj")):
     """PEFT on a fresh copy of the base, with B made non-zero so the adapter matters."""
     torch.manual_seed(1)
@@ -181,29 +165,3 @@ def test_trainer_steps_change_only_lora_parameters(folder, tmp_path):
     for name, p in model.named_parameters():
         changed = not torch.equal(p, before[name])
         assert changed == (".lora_A." in name or ".lora_B." in name), name
-
-
-def test_gpt2_fused_c_attn_both_ways(tmp_path, ids):
-    """GPT-2's Conv1D c_attn: PEFT's fan_in_fan_out adapter fits our nn.Linear as it is."""
-    torch.manual_seed(5)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=96, n_positions=64, n_embd=32, n_layer=2, n_head=4))
-    hf.save_pretrained(tmp_path / "gpt2")
-    config = peft.LoraConfig(r=R, lora_alpha=ALPHA, target_modules=["c_attn"],
-                             fan_in_fan_out=True, task_type="CAUSAL_LM")
-    theirs = peft.get_peft_model(hf, config)
-    with torch.no_grad():
-        for name, p in theirs.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    theirs.eval().save_pretrained(tmp_path / "theirs")
-    ours = load_adapter(load(tmp_path / "gpt2")[0], tmp_path / "theirs").eval()
-    want = logits(theirs, ids)
-    torch.testing.assert_close(logits(ours, ids), want, **TOL)
-    save_adapter(ours, tmp_path / "ours")
-    back = peft.PeftModel.from_pretrained(
-        transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2"), tmp_path / "ours")
-    assert back.peft_config["default"].fan_in_fan_out
-    torch.testing.assert_close(logits(back.eval(), ids), want, **TOL)
-    merge(ours)  # our weight is [out, in], so the merge needs no transpose
-    torch.testing.assert_close(logits(ours, ids), want, **TOL)

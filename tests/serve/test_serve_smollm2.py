@@ -25,13 +25,13 @@ def test_serve_with_no_model_argument_serves_smollm2(smollm2_path, free_port):
         while True:  # opening the model takes seconds: up in well under the 120 s allowed
             assert proc.poll() is None, proc.communicate()
             try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() - started < 120, "the server did not come up in 120 s"
             time.sleep(0.2)
-        print(f"lmstack serve: first 200 on /health after {time.monotonic() - started:.1f} s")
+        print(f"lmstack serve: first 200 on /ready after {time.monotonic() - started:.1f} s")
         with openai.OpenAI(base_url=url + "/v1", api_key="-", max_retries=0,
                            timeout=120) as client:
             assert [m.id for m in client.models.list().data] == ["smollm2"]

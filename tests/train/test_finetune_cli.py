@@ -138,6 +138,10 @@ def test_methods_registry_dispatches_and_refuses_clearly():
     assert sum(p.numel() for p in prepare("full", model)) == total
     params = prepare("lora", model, {"r": 2})
     assert 0 < sum(p.numel() for p in params) < total
+    for name, options in (("dora", {"r": 2}), ("ia3", {}), ("adapter", {"bottleneck_size": 4})):
+        adapted = fresh()
+        n = sum(p.numel() for p in prepare(name, adapted, options))
+        assert 0 < n < sum(p.numel() for p in adapted.parameters()), name
     for name in (n for n in PLANNED if n not in METHODS):
         with pytest.raises(ValueError, match="not available"):
             prepare(name, fresh())
