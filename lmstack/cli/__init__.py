@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
+from lmstack.cli.quant import quant
 from lmstack.eval_cli import eval_app
 from lmstack.learn.command import learn
 
@@ -24,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train byte-level BPE tokenizers.")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.command(name="learn")(learn)
+app.command(name="quant")(quant)  # lmstack/cli/quant.py: quantize to a folder, or `quant eval`
 console = Console()
 err_console = Console(stderr=True)
 

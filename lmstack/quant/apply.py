@@ -3,8 +3,7 @@ QuantLinear; embeddings, norms and biases stay float (small, and sensitive).
 
 Schemes: "int8" (per output channel), "int4" (groups of `group`, symmetric or not), and
 llama.cpp's "q8_0", "q4_0", "q4_1" (groups of 32, llama.cpp's rounding, exportable to GGUF
-unchanged). `scales` from a calibration method (lmstack.quant.awq) divide the input columns
-out of each weight before rounding.
+unchanged). A calibration method (lmstack.quant.awq) rescales the float model first.
 """
 
 from __future__ import annotations
@@ -26,13 +25,13 @@ def scheme_name(scheme: str, group: int = 32, symmetric: bool = False) -> str:
     return f"int4-g{group}-{'sym' if symmetric else 'asym'}"
 
 
-def quantize_weight(weight: Tensor, scheme: str, group: int = 32, symmetric: bool = False,
-                    clip: Tensor | None = None) -> QuantWeight:
+def quantize_weight(weight: Tensor, scheme: str, group: int = 32, symmetric: bool = False
+                    ) -> QuantWeight:
     """One [N, K] weight by `scheme` (see the module docstring)."""
     if scheme == "int8":
         return quantize_int8(weight)
     if scheme == "int4":
-        return quantize_int4(weight, group, symmetric, clip)
+        return quantize_int4(weight, group, symmetric)
     if scheme in GGML_TYPES:
         return quantize_ggml(weight, GGML_TYPES[scheme])
     raise QuantSchemeError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
@@ -51,21 +50,16 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 @torch.no_grad()
 def quantize_model(model: nn.Module, scheme: str = "int8", group: int = 32,
-                   symmetric: bool = False, skip: tuple[str, ...] = (),
-                   calibration: dict[str, tuple[Tensor, Tensor | None]] | None = None) -> nn.Module:
-    """Quantize `model`'s Linear layers in place (returns it). `calibration` maps a layer name to
-    (input-channel scales s [K], clip ratios [N, G] or None) from lmstack.quant.awq: the layer
-    quantizes W * s and divides its input by s, which awq folds into the layer before it."""
+                   symmetric: bool = False, skip: tuple[str, ...] = (), tag: str = ""
+                   ) -> nn.Module:
+    """Quantize `model`'s Linear layers in place (returns it); `skip` names layers to keep
+    float ("lm_head"); `tag` is appended to the recorded scheme ("awq")."""
     if scheme not in SCHEMES:
         raise QuantSchemeError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
-    name_ = scheme_name(scheme, group, symmetric)
+    name_ = scheme_name(scheme, group, symmetric) + (f"-{tag}" if tag else "")
     for name, lin in linear_layers(model, skip).items():
-        weight, clip = lin.weight.float(), None
-        if calibration and name in calibration:
-            s, clip = calibration[name]
-            weight = weight * s  # [N, K] * [K]: salient input channels get finer steps
-        qw = quantize_weight(weight, scheme, group, symmetric, clip)
-        replace_module(model, name, QuantLinear(qw, lin.bias, name_ + "-awq" * bool(calibration)))
+        qw = quantize_weight(lin.weight, scheme, group, symmetric)
+        replace_module(model, name, QuantLinear(qw, lin.bias, name_))
     fuse_quantized(model)
     return model
 

@@ -91,23 +91,20 @@ def quantize_int8(weight: Tensor) -> QuantWeight:
     return QuantWeight("int8", q, scale, None, tuple(w.shape))
 
 
-def quantize_int4(weight: Tensor, group: int = 32, symmetric: bool = False,
-                  clip: Tensor | None = None) -> QuantWeight:
+def quantize_int4(weight: Tensor, group: int = 32, symmetric: bool = False) -> QuantWeight:
     """int4 in groups of `group` weights. Symmetric: scale = max|w| / 7 around an implicit zero
     of 8 (codes 1..15 used, as zero must stay exact); asymmetric: the group's [min, max] split
-    into 15 steps. `clip` [N, G] (fractions <= 1) shrinks each group's range first: the
-    calibrated methods search it (lmstack.quant.awq)."""
+    into 15 steps."""
     w = weight.detach().float()
     n, k = w.shape
     _check_groups(k, group)
     g = w.view(n, k // group, group)  # [N, G, group]
-    ratio = 1.0 if clip is None else clip[..., None]
     if symmetric:
-        scale = g.abs().amax(dim=2, keepdim=True) * ratio / 7
+        scale = g.abs().amax(dim=2, keepdim=True) / 7
         lo = -8 * scale
     else:
-        lo = g.amin(dim=2, keepdim=True) * ratio
-        scale = (g.amax(dim=2, keepdim=True) * ratio - lo) / 15
+        lo = g.amin(dim=2, keepdim=True)
+        scale = (g.amax(dim=2, keepdim=True) - lo) / 15
     safe = torch.where(scale == 0, torch.ones_like(scale), scale)
     codes = torch.round((g - lo) / safe).clamp(0, 15).to(torch.uint8).view(n, k)
     return QuantWeight("int4", pack_nibbles(codes), scale[..., 0], lo[..., 0], (n, k))
