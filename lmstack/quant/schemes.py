@@ -75,20 +75,24 @@ def unpack_nibbles(packed: Tensor) -> Tensor:
 
 def _check_groups(k: int, group: int) -> None:
     if group not in GROUP_SIZES:
-        raise QuantSchemeError(f"int4 group size {group} is not offered; choose one of "
+        raise QuantSchemeError(f"group size {group} is not offered; choose one of "
                                f"{', '.join(map(str, GROUP_SIZES))}")
     if k % group:
         raise QuantSchemeError(f"rows of {k} weights do not split into groups of {group}; "
                                "pick a group size that divides the input size")
 
 
-def quantize_int8(weight: Tensor) -> QuantWeight:
-    """Symmetric int8, one scale per output channel (row): scale = max|w| / 127."""
+def quantize_int8(weight: Tensor, group: int | None = None) -> QuantWeight:
+    """Symmetric int8: scale = max|w| / 127 per output channel (row), or per `group` weights."""
     w = weight.detach().float()
-    scale = w.abs().amax(dim=1, keepdim=True) / 127  # [N, 1]
+    n, k = w.shape
+    if group is not None:
+        _check_groups(k, group)
+    g = w.view(n, 1 if group is None else k // group, -1)  # [N, G, K / G]
+    scale = g.abs().amax(dim=2, keepdim=True) / 127
     safe = torch.where(scale == 0, torch.ones_like(scale), scale)  # an all-zero row stays 0
-    q = torch.round(w / safe).clamp(-127, 127).to(torch.int8)
-    return QuantWeight("int8", q, scale, None, tuple(w.shape))
+    q = torch.round(g / safe).clamp(-127, 127).to(torch.int8).view(n, k)
+    return QuantWeight("int8", q, scale[..., 0], None, (n, k))
 
 
 def quantize_int4(weight: Tensor, group: int = 32, symmetric: bool = False) -> QuantWeight:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmstack.quant.apply import quantize_weight
-from lmstack.quant.schemes import QuantSchemeError, pack_nibbles, unpack_nibbles
+from lmstack.quant.schemes import QuantSchemeError, pack_nibbles, quantize_int8, unpack_nibbles
 
 
 def weight(n=48, k=256):
@@ -22,11 +22,12 @@ def step_per_weight(qw):
 
 
 @pytest.mark.parametrize("scheme,group,symmetric", [
-    ("int8", 32, False), ("int4", 32, False), ("int4", 64, True), ("int4", 128, False),
+    ("int8", 32, False), ("int8-g32", 32, False), ("int4", 32, False), ("int4", 64, True), ("int4", 128, False),
     ("q8_0", 32, False), ("q4_0", 32, False), ("q4_1", 32, False)])
 def test_dequantized_error_within_half_a_step(scheme, group, symmetric):
     w = weight()
-    qw = quantize_weight(w, scheme, group, symmetric)
+    qw = quantize_int8(w, 32) if scheme == "int8-g32" else quantize_weight(w, scheme, group,
+                                                                             symmetric)
     err = (qw.dequantize() - w).abs()
     # llama.cpp rounds with the float32 scale, then stores it as fp16: that relative error
     # (2^-11) times the largest code (127 or 8) adds to the half step
@@ -63,7 +64,7 @@ def test_nibbles_round_trip_in_llama_cpp_order():
 
 
 def test_bad_group_and_scheme_say_what_to_pick():
-    with pytest.raises(QuantSchemeError, match="choose one of 32, 64, 128"):
+    with pytest.raises(QuantSchemeError, match="group size 48 is not offered; choose one of 32, 64, 128"):
         quantize_weight(weight(), "int4", 48)
     with pytest.raises(QuantSchemeError, match="divides the input size"):
         quantize_weight(weight(k=96), "int4", 64)
