@@ -12,7 +12,8 @@ from rich.table import Table
 from lmstack.cli.args import UserError, model_path
 
 console = Console()
-SCHEME_HELP = "int8 | int4 | int4-awq | q8_0 | q4_0 | q4_1"
+SCHEME_HELP = ("int8 | int4 | int4-awq | q8_0 | q4_0 | q4_1 | gguf (keep a GGUF file's own "
+               "Q8_0/Q4_0/Q4_1 blocks)")
 
 
 def quant(
@@ -39,16 +40,25 @@ def quant(
     import lmstack
     from lmstack.quant import SCHEMES, model_bytes, save_quantized
 
-    if scheme not in (*SCHEMES, "int4-awq"):
+    if scheme not in (*SCHEMES, "int4-awq", "gguf"):
         raise UserError(f"--scheme must be one of {SCHEME_HELP}, not {scheme!r}")
     if scheme == "int4-awq" and text is None:
         raise UserError("int4-awq calibrates on real text: pass --text FILE")
-    m, tok = lmstack.load(model_path(Path(target)))
-    before = model_bytes(m)
-    _quantize(m, tok, scheme, group, symmetric, _read(text) if text else "")
+    path = model_path(Path(target))
+    if scheme == "gguf":
+        from lmstack.quant.gguf_native import load_gguf_native
+
+        if path.suffix.lower() != ".gguf":
+            raise UserError(f"--scheme gguf keeps a GGUF file's blocks; {target} is not one")
+        m, tok = load_gguf_native(path)
+        before = None
+    else:
+        m, tok = lmstack.load(path)
+        before = model_bytes(m)
+        _quantize(m, tok, scheme, group, symmetric, _read(text) if text else "")
     save_quantized(m, tok, out)
-    console.print(f"wrote {out} ({scheme}): weights {before / 2**20:.1f} MiB -> "
-                  f"{model_bytes(m) / 2**20:.1f} MiB")
+    was = "" if before is None else f"{before / 2**20:.1f} MiB -> "
+    console.print(f"wrote {out} ({scheme}): weights {was}{model_bytes(m) / 2**20:.1f} MiB")
 
 
 def _read(path: Path) -> str:
