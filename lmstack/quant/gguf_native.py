@@ -41,8 +41,10 @@ def load_gguf_native(path: str | Path):
         if int(t.tensor_type) not in BLOCK_TYPES or not t.name.endswith(".weight"):
             continue
         name = hf_name(t.name).removesuffix(".weight")
-        if name == "model.embed_tokens":  # a lookup table, not a product
-            continue
+        if name == "model.embed_tokens":  # the lookup stays float; a tied head uses the blocks
+            if not cfg.tie_word_embeddings:
+                continue
+            name = "lm_head"
         shape = (int(t.shape[1]), int(t.shape[0]))  # GGUF lists columns first
         w = from_blocks(t.data, t.tensor_type, shape)
         heads = {".q_proj": cfg.num_attention_heads, ".k_proj": cfg.num_key_value_heads}

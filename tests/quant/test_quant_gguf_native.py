@@ -21,6 +21,7 @@ def test_q4_1_file_runs_from_its_blocks(tiny_llama, tmp_path):
     attn = native.model.layers[0].self_attn
     assert isinstance(attn.q_proj, QuantLinear) and attn.q_proj.scheme == "q4_1"
     assert attn.qkv is not None  # stacked for decoding
+    assert isinstance(native.lm_head, QuantLinear)  # tied: the head runs on the embedding blocks
     with torch.no_grad():
         torch.testing.assert_close(native(IDS), float_model(IDS), rtol=1e-4, atol=1e-4)
         # the deliberate break: q's rows left in llama.cpp's rotary order are caught
