@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from lmstack.quant.ggml_blocks import GGML_TYPES, quantize_ggml
+from lmstack.quant.kernels import quant_matmul
 from lmstack.quant.linear import QuantLinear
 from lmstack.quant.schemes import QuantSchemeError, QuantWeight, quantize_int4, quantize_int8
 
@@ -115,8 +116,6 @@ class QuantStack:
             a is b for a, b in zip(layers, self.layers, strict=True))
 
     def __call__(self, x: Tensor) -> Tensor:
-        from lmstack.quant.kernels import quant_matmul
-
         y = quant_matmul(x, self.weight)
         return y if self.bias is None else y + self.bias.to(y.dtype)
 

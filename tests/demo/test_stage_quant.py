@@ -17,7 +17,7 @@ def test_quant_stage_reports_the_trade_off_and_chats(smollm2, tmp_path):
     stage_quant(run)
     (section,) = run.sections
     rows = re.findall(r"^\| (fp32|int8|int4 \(g32\)) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| "
-                      r"([\d.]+) \| ([\d.]+)% \|$", section, flags=re.M)
+                      r"([\d.]+) \| ([\d.]+)% \|$", section, flags=re.MULTILINE)
     assert [r[0] for r in rows] == ["fp32", "int8", "int4 (g32)"]
     mib = {r[0]: int(r[1]) for r in rows}
     assert mib["int4 (g32)"] < mib["int8"] < mib["fp32"]
