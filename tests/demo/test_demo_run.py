@@ -74,7 +74,7 @@ def test_server_answered_through_the_openai_client(demo_out):
 
 def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
     _, report = demo_out
-    real = report.split("## A real model")[1].split("## Timings")[0]
+    real = report.split("## A real model")[1].split("## Quantization")[0]
     assert "loaded by `lmstack.load(\"smollm2\")` in" in real
     answers = re.findall(r"^`{4,}text\n(.*?)\n`{4,}$", real, flags=re.MULTILINE | re.DOTALL)
     verdicts = re.findall(r"^\*((?:right|wrong|no number).*)\.\*$", real, flags=re.MULTILINE)
