@@ -19,6 +19,10 @@ def load(folder: str | Path, dtype=None, device=None):
         from lmstack.models.gguf import load_gguf
 
         return load_gguf(folder, dtype=dtype, device=device)
+    from lmstack.quant.folder import is_quantized_folder, load_quantized
+
+    if is_quantized_folder(folder):  # written by `lmstack quant` (lmstack/quant/folder.py)
+        return load_quantized(folder)
     model = load_model(folder, dtype=dtype, device=device)
     try:
         tokenizer = Tokenizer.from_folder(folder)

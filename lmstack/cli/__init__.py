@@ -26,6 +26,7 @@ from lmstack.cli.args import (
     model_path,
     parse_adapter,
 )
+from lmstack.cli.quant import quant
 from lmstack.eval_cli import agent_app, eval_app
 from lmstack.learn.command import learn
 
@@ -38,6 +39,7 @@ apps_app = typer.Typer(no_args_is_help=True, help="The roadmap's projects, end t
 apps_app.add_typer(sentiment_app, name="sentiment")
 apps_app.add_typer(support_app, name="support")  # lmstack/apps/support/cli.py
 app.add_typer(apps_app, name="apps")
+app.command(name="quant")(quant)  # lmstack/cli/quant.py: quantize to a folder, or `quant eval`
 console = Console()
 err_console = Console(stderr=True)
 

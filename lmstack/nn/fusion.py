@@ -63,7 +63,10 @@ def fuse_projections(model: nn.Module, column_major: bool = False) -> int:
     weights the caller owns: training or adapters on it afterwards would not see the stack."""
     fused = 0
     for module in model.modules():
-        if module is not model and hasattr(module, "fuse_projections"):
+        # Quantized projections (lmstack.quant) are stacked by lmstack.quant.fuse_quantized.
+        plain = all(isinstance(c, nn.Linear) for c in module.children()
+                    if hasattr(c, "in_features"))
+        if module is not model and plain and hasattr(module, "fuse_projections"):
             module.fuse_projections(column_major)
             fused += 1
     return fused

@@ -34,7 +34,8 @@ def demo_out(tmp_path_factory, request):
         real = None
     options = {**TINY, "real_model": {"max_tokens": 8, "model": real},
                "finetune": {"model": real, "steps": 2, "r": 2, "alpha": 4, "max_tokens": 4,
-                            "micro_batch_size": 1}}
+                            "micro_batch_size": 1},
+               "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
@@ -43,7 +44,7 @@ def test_report_has_a_section_per_stage(demo_out):
     out, report = demo_out
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
-                      "Fine-tuning with LoRA", "Timings"]
+                      "Quantization", "Fine-tuning with LoRA", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
