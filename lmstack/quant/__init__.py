@@ -1,0 +1,1 @@
+"""Model compression: pruning, ONNX export (and, beside them, weight quantization)."""
