@@ -24,6 +24,9 @@ class OnnxDecoderSession:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0 = onnxruntime's own choice
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning, as OMP_WAIT_POLICY=PASSIVE makes torch's
+        # do in the benchmarks: on a shared machine spinning threads stall each other.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
         past = [i for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
