@@ -11,6 +11,7 @@ Uses torch's TorchScript-based exporter (`dynamo=False`), which needs no onnxscr
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -103,13 +104,16 @@ def example_inputs(config, batch: int = 1, past: int = 2, new: int = 3) -> tuple
 
 
 def export_onnx(model: LlamaForCausalLM, path: str | Path) -> Path:
-    """Write `model` (float32, eval mode) as one ONNX decoder file at `path`, atomically."""
+    """Write `model` as one float32 ONNX decoder file at `path`, atomically (switches the
+    model to eval mode; a bf16/fp16 model is exported from a float32 copy)."""
     if not isinstance(model, LlamaForCausalLM):  # ValueError: the CLI's one-line user error
         raise ValueError(  # noqa: TRY004
             f"ONNX export handles Llama-family decoders, not {type(model).__name__}")
     if model.config.n_experts:
         raise ValueError("ONNX export handles dense Llama models; this one is a mixture of experts")
-    model = model.float().eval()
+    if next(model.parameters()).dtype != torch.float32:  # leave the caller's model as it is
+        model = copy.deepcopy(model).float()
+    model.eval()
     n = model.config.num_hidden_layers
     inputs = ["input_ids", "attention_mask", "position_ids", *past_names(n)]
     outputs = ["logits", *present_names(n)]
