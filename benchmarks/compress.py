@@ -67,6 +67,11 @@ def held_out_text(chars: int) -> str:
     return text[max(0, start):][:chars]
 
 
+def calibration_text() -> str:
+    text = (DATA / "gutenberg" / "Pride-and-Prejudice_1342.txt").read_text(encoding="utf-8")
+    return text[text.find("It is a truth universally acknowledged"):][:4000]
+
+
 # ---------------------------------------------------------------- pruning on SmolLM2
 def timed_decode(model, prompt: list[int], n: int) -> float:
     """Decode tokens/s of lmstack's static-cache greedy loop (prefill excluded)."""
@@ -92,9 +97,15 @@ def pruning(model, tok, quick: bool) -> dict:
         pruned = copy.deepcopy(model)
         prune_magnitude(pruned, s)
         variants[f"magnitude_{int(s * 100)}"] = pruned
-    variants["heads_33"] = shrink(model, heads=keep_heads(model, 1 / 3))  # 1 of 3 per kv group
-    for s in (0.3, 0.5):
-        variants[f"channels_{int(s * 100)}"] = shrink(model, channels=keep_channels(model, s))
+    # Structured: scored by weights alone, and by activations on 512 calibration tokens from
+    # another book (Pride and Prejudice), so the held-out text stays unseen.
+    calibration = torch.tensor([tok.encode(calibration_text())[:512]])
+    for suffix, calib in (("_weights", None), ("", calibration)):
+        heads = keep_heads(model, 1 / 3, calib)  # 1 of the 3 query heads per kv group
+        variants[f"heads_33{suffix}"] = shrink(model, heads=heads)
+        for s in (0.1, 0.3) if calib is None else (0.1, 0.3, 0.5):
+            channels = keep_channels(model, s, calib)
+            variants[f"channels_{int(s * 100)}{suffix}"] = shrink(model, channels=channels)
     out = {}
     for name, m in variants.items():
         m.eval()

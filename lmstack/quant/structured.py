@@ -1,9 +1,14 @@
 """Structured pruning of a Llama: remove whole attention heads or MLP channels, so the matrices
 actually shrink and every matmul gets cheaper (unlike scattered zeros).
 
-Importance is a weight-magnitude proxy, cheap and data-free: a query head scores
-‖its q_proj rows‖ · ‖its o_proj columns‖, an MLP channel ‖gate row‖ · ‖up row‖ · ‖down column‖
-(Michel et al. 2019 and LLM-Pruner, Ma et al. 2023, use gradients; the mechanics are the same).
+Importance, without data, is a weight-magnitude proxy: a query head scores ‖its q_proj rows‖ ·
+‖its o_proj columns‖, an MLP channel ‖gate row‖ · ‖up row‖ · ‖down column‖. With a few
+calibration tokens it is what the unit actually contributes, as Wanda (Sun et al. 2023) scores
+weights: the mean size of its activation (a head's output, a channel's gated value) times the
+norm of the output column it is read through. Weights alone miss that a few channels of real
+models carry huge activations (Sun et al. 2024, "Massive Activations"); removing one ruins the
+model, which the compress benchmark shows. (Michel et al. 2019 and LLM-Pruner, Ma et al. 2023,
+use gradients; the mechanics are the same.)
 Every layer keeps the same number of heads and channels, so the smaller model is still one
 LlamaConfig; with grouped-query attention each key/value group loses the same number of query
 heads, so the heads-per-group ratio stays whole. A removed head or channel contributes exactly
@@ -30,15 +35,54 @@ def _check(model: LlamaForCausalLM, fraction: float) -> None:
         raise ValueError(f"sparsity must be between 0 and 1, not {fraction}")
 
 
-def head_scores(model: LlamaForCausalLM, layer: int) -> Tensor:
-    attn = model.model.layers[layer].self_attn
-    H, D = attn.num_heads, attn.head_dim
-    q = attn.q_proj.weight.detach().view(H, D, -1).flatten(1).norm(dim=1)  # [H]
-    o = attn.o_proj.weight.detach().view(-1, H, D).transpose(0, 1).flatten(1).norm(dim=1)
-    return q * o
+@torch.no_grad()
+def output_inputs(model: LlamaForCausalLM, calibration: Tensor, name: str) -> list[Tensor]:
+    """Per layer, the mean |input| of each column of its `name` projection (o_proj: the heads'
+    outputs, down_proj: the MLP channels) over the calibration tokens [B, T]."""
+    means: list[Tensor] = []
+    hooks = [layer.get_submodule(name).register_forward_hook(
+        lambda m, args, out: means.append(args[0].abs().flatten(0, -2).mean(0)))
+        for layer in model.model.layers]
+    try:
+        model(calibration)
+    finally:
+        for h in hooks:
+            h.remove()
+    return means
 
 
-def keep_heads(model: LlamaForCausalLM, fraction: float) -> Keep:
+def head_scores(model: LlamaForCausalLM, calibration: Tensor | None = None) -> list[Tensor]:
+    """Per layer, [H] importance of each query head (see the module's docstring)."""
+    acts = None if calibration is None else output_inputs(model, calibration, "self_attn.o_proj")
+    scores = []
+    for i, layer in enumerate(model.model.layers):
+        attn = layer.self_attn
+        H, D = attn.num_heads, attn.head_dim
+        o = attn.o_proj.weight.detach().view(-1, H, D).transpose(0, 1).flatten(1).norm(dim=1)
+        if acts is None:
+            scores.append(attn.q_proj.weight.detach().view(H, -1).norm(dim=1) * o)
+        else:
+            scores.append(acts[i].view(H, D).mean(1) * o)
+    return scores
+
+
+def channel_scores(model: LlamaForCausalLM, calibration: Tensor | None = None) -> list[Tensor]:
+    """Per layer, [intermediate] importance of each MLP channel (see the module's docstring)."""
+    acts = None if calibration is None else output_inputs(model, calibration, "mlp.down_proj")
+    scores = []
+    for i, layer in enumerate(model.model.layers):
+        mlp = layer.mlp
+        down = mlp.down_proj.weight.detach().norm(dim=0)
+        if acts is None:
+            scores.append(mlp.gate_proj.weight.detach().norm(dim=1)
+                          * mlp.up_proj.weight.detach().norm(dim=1) * down)
+        else:
+            scores.append(acts[i] * down)
+    return scores
+
+
+def keep_heads(model: LlamaForCausalLM, fraction: float, calibration: Tensor | None = None
+               ) -> Keep:
     """Per layer, the query heads to keep: each kv group drops round(fraction · its heads)."""
     _check(model, fraction)
     cfg = model.config
@@ -47,24 +91,19 @@ def keep_heads(model: LlamaForCausalLM, fraction: float) -> Keep:
     if drop >= group:
         raise ValueError(f"sparsity {fraction} would remove all {group} query heads of a group")
     keep = []
-    for i in range(cfg.num_hidden_layers):
-        scores = head_scores(model, i).view(cfg.num_key_value_heads, group)
-        best = scores.topk(group - drop, dim=1).indices.sort(dim=1).values  # [KV, kept]
+    for scores in head_scores(model, calibration):
+        best = scores.view(cfg.num_key_value_heads, group).topk(group - drop, dim=1).indices
+        best = best.sort(dim=1).values  # [KV, kept]
         keep.append((best + torch.arange(cfg.num_key_value_heads)[:, None] * group).flatten())
     return keep
 
 
-def keep_channels(model: LlamaForCausalLM, fraction: float) -> Keep:
+def keep_channels(model: LlamaForCausalLM, fraction: float, calibration: Tensor | None = None
+                  ) -> Keep:
     """Per layer, the round((1 - fraction) · intermediate) MLP channels with the highest score."""
     _check(model, fraction)
     n = round((1.0 - fraction) * model.config.intermediate_size)
-    keep = []
-    for layer in model.model.layers:
-        mlp = layer.mlp
-        score = (mlp.gate_proj.weight.detach().norm(dim=1) * mlp.up_proj.weight.detach().norm(dim=1)
-                 * mlp.down_proj.weight.detach().norm(dim=0))
-        keep.append(score.topk(n).indices.sort().values)
-    return keep
+    return [scores.topk(n).indices.sort().values for scores in channel_scores(model, calibration)]
 
 
 def _head_columns(keep: Tensor, head_dim: int) -> Tensor:

@@ -59,10 +59,12 @@ def test_one_shot_pruning_hits_each_matrix_and_spares_embeddings():
     assert (model.model.embed_tokens.weight != 0).all()
 
 
+@pytest.mark.parametrize("calibrated", [False, True])
 @pytest.mark.parametrize("method", ["heads", "channels"])
-def test_shrunk_model_equals_masked_model(method):
+def test_shrunk_model_equals_masked_model(method, calibrated):
     model = tiny_llama(model_type="qwen2")  # q, k, v biases: the q bias must shrink too
-    keep = (keep_heads if method == "heads" else keep_channels)(model, 0.5)
+    calibration = IDS if calibrated else None
+    keep = (keep_heads if method == "heads" else keep_channels)(model, 0.5, calibration)
     masked = copy.deepcopy(model)
     (mask_heads if method == "heads" else mask_channels)(masked, keep)
     small = shrink(model, **{method: keep})
@@ -87,6 +89,19 @@ def test_shrinking_the_wrong_heads_is_caught():
     wrong = [torch.tensor(sorted(set(range(8)) - set(k.tolist()))) for k in keep]
     with torch.no_grad():
         assert (shrink(model, heads=wrong)(IDS) - masked(IDS)).abs().max() > 1e-3
+
+
+def test_calibrated_scores_keep_the_channel_with_massive_activations():
+    model = tiny_llama()
+    with torch.no_grad():
+        layer = model.model.layers[0]
+        layer.post_attention_layernorm.weight[5] = 100.0  # hidden dim 5 arrives huge
+        gate, up = layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight
+        gate[:, 5] = up[:, 5] = 0.0  # ... and only channel 7 reads it, through small rows
+        gate[7], up[7] = 0.0, 0.0
+        gate[7, 5] = up[7, 5] = 0.1
+    assert 7 not in keep_channels(model, 0.5)[0].tolist()  # weights alone rank it last
+    assert 7 in keep_channels(model, 0.5, IDS)[0].tolist()
 
 
 def test_bad_fractions_say_what_is_wrong():
