@@ -90,44 +90,62 @@ def timed_prefill(model, ids: torch.Tensor) -> float:
     return ids.numel() / (time.perf_counter() - t)
 
 
-def pruning(model, tok, quick: bool) -> dict:
-    ids = tok.encode(held_out_text(3_000 if quick else 12_000))
-    variants = {"dense": model}
-    for s in (0.3, 0.5, 0.7):
-        pruned = copy.deepcopy(model)
-        prune_magnitude(pruned, s)
-        variants[f"magnitude_{int(s * 100)}"] = pruned
+def pruned_variants(model, tok):
+    """(name, build) for each pruned model: built one at a time, so at most two 135M models
+    (dense and one variant) are in memory on a machine other jobs share."""
+
+    def magnitude(s):
+        def build():
+            pruned = copy.deepcopy(model)
+            prune_magnitude(pruned, s)
+            return pruned
+        return build
+
+    out = [(f"magnitude_{int(s * 100)}", magnitude(s)) for s in (0.3, 0.5, 0.7)]
     # Structured: scored by weights alone, and by activations on 512 calibration tokens from
     # another book (Pride and Prejudice), so the held-out text stays unseen.
     calibration = torch.tensor([tok.encode(calibration_text())[:512]])
     for suffix, calib in (("_weights", None), ("", calibration)):
-        heads = keep_heads(model, 1 / 3, calib)  # 1 of the 3 query heads per kv group
-        variants[f"heads_33{suffix}"] = shrink(model, heads=heads)
+        out.append((f"heads_33{suffix}",  # 1 of the 3 query heads per kv group
+                     lambda c=calib: shrink(model, heads=keep_heads(model, 1 / 3, c))))
         for s in (0.1, 0.3) if calib is None else (0.1, 0.3, 0.5):
-            channels = keep_channels(model, s, calib)
-            variants[f"channels_{int(s * 100)}{suffix}"] = shrink(model, channels=channels)
-    out = {}
-    for name, m in variants.items():
-        m.eval()
+            out.append((f"channels_{int(s * 100)}{suffix}", lambda s=s, c=calib: shrink(
+                model, channels=keep_channels(model, s, c))))
+    return out
+
+
+def speed(model, prompt: list[int], chunk: torch.Tensor, n: int) -> dict:
+    return {"decode": timed_decode(model, prompt, n), "prefill": timed_prefill(model, chunk)}
+
+
+def pruning(model, tok, quick: bool) -> dict:
+    ids = tok.encode(held_out_text(3_000 if quick else 12_000))
+    prompt, chunk, n = ids[:32], torch.tensor([ids[:256]]), 16 if quick else 32
+    rounds = 2 if quick else 3
+
+    def measure(m) -> dict:
         t = time.perf_counter()
         ppl = perplexity(m, ids, seq_len=512, batch_size=4)
-        out[name] = {"params": m.num_parameters(), "ppl": ppl["ppl"], "loss": ppl["loss"],
-                     "ppl_seconds": time.perf_counter() - t}
-        print(f"  {name}: ppl {ppl['ppl']:.2f}", flush=True)
-    prompt, chunk = ids[:32], torch.tensor([ids[:256]])
-    rounds = 2 if quick else 3
-    speeds = {n: {"decode": [], "prefill": []} for n in variants}
-    for _ in range(rounds):  # contestants in turns: load hits them alike
-        for name, m in variants.items():
-            speeds[name]["decode"].append(timed_decode(m, prompt, 16 if quick else 32))
-            speeds[name]["prefill"].append(timed_prefill(m, chunk))
-    for name in variants:
+        return {"params": m.num_parameters(), "ppl": ppl["ppl"], "loss": ppl["loss"],
+                "ppl_seconds": time.perf_counter() - t}
+
+    out = {"dense": measure(model)}
+    print(f"  dense: ppl {out['dense']['ppl']:.2f}", flush=True)
+    for name, build in pruned_variants(model, tok):
+        m = build().eval()
+        out[name] = measure(m)
+        # Speed against the dense model in turns (dense, variant, dense, ...): the ratio of
+        # medians taken side by side survives the load better than absolute numbers.
+        runs = [(speed(model, prompt, chunk, n), speed(m, prompt, chunk, n))
+                for _ in range(rounds)]
         for kind in ("decode", "prefill"):
-            out[name][f"{kind}_tok_s"] = statistics.median(speeds[name][kind])
-            out[name][f"{kind}_speedup"] = (statistics.median(speeds[name][kind])
-                                            / statistics.median(speeds["dense"][kind]))
-    for name in variants:
+            ours = statistics.median(r[1][kind] for r in runs)
+            out[name][f"{kind}_tok_s"] = ours
+            out[name][f"{kind}_speedup"] = ours / statistics.median(r[0][kind] for r in runs)
         out[name]["ppl_ratio"] = out[name]["ppl"] / out["dense"]["ppl"]
+        print(f"  {name}: ppl {out[name]['ppl']:.2f}, decode x{out[name]['decode_speedup']:.2f}"
+              f", prefill x{out[name]['prefill_speedup']:.2f}", flush=True)
+        del m
     return out
 
 

@@ -204,26 +204,40 @@ def prune(
                                "heads (remove attention heads) or channels (remove MLP channels)"),
     sparsity: float = typer.Option(..., "--sparsity", help="fraction to remove, between 0 and 1"),
     out: Path = typer.Option(..., "--out", "-o", help="the model folder to write"),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help="a text file: heads/channels are then scored by their "
+        "activations on its first 512 tokens, not by weights alone (much better on real models)"),
 ) -> None:
-    """Prune a Llama-family model once, by weight magnitude, and save it as a model folder."""
+    """Prune a Llama-family model once and save it as a model folder."""
     if method not in PRUNE_METHODS:
         raise UserError(f"--method must be one of {', '.join(PRUNE_METHODS)}, not {method!r}")
     if not 0.0 < sparsity < 1.0:
         raise UserError(f"--sparsity must be between 0 and 1 (e.g. 0.5), not {sparsity}")
+    if calibration is not None:
+        from lmstack.fileio import check_text_file
+
+        check_text_file(calibration)
+    import torch
+
     import lmstack
     from lmstack.quant.prune import prune_magnitude
     from lmstack.quant.structured import keep_channels, keep_heads, shrink
 
     m, tok = lmstack.load(model_path(model))
+    calib = None
+    if calibration is not None and method != "magnitude":
+        if tok is None:
+            raise UserError(f"{model} has no tokenizer to read --calibration with; leave it out")
+        calib = torch.tensor([tok.encode(calibration.read_text(encoding="utf-8"))[:512]])
     before = m.num_parameters()
     if method == "magnitude":
         pruner = prune_magnitude(m, sparsity)
         what = f"{pruner.sparsity():.1%} of the projection weights are now zero"
     elif method == "heads":
-        m = shrink(m, heads=keep_heads(m, sparsity))
+        m = shrink(m, heads=keep_heads(m, sparsity, calib))
         what = f"{m.config.num_attention_heads} attention heads per layer remain"
     else:
-        m = shrink(m, channels=keep_channels(m, sparsity))
+        m = shrink(m, channels=keep_channels(m, sparsity, calib))
         what = f"{m.config.intermediate_size} MLP channels per layer remain"
     m.save_pretrained(out)
     if tok is not None:

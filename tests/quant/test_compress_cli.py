@@ -48,6 +48,8 @@ def test_export_onnx_reports_its_parity(folder, tmp_path):
     (["prune", "{m}", "--method", "random", "--sparsity", "0.5", "--out", "{o}"], "--method"),
     (["prune", "{m}", "--method", "heads", "--sparsity", "1.5", "--out", "{o}"], "--sparsity"),
     (["export", "onnx", "{o}/nothing", "--out", "{o}"], "no such model"),
+    (["prune", "{m}", "--method", "heads", "--sparsity", "0.5", "--out", "{o}",
+      "--calibration", "{m}/model.safetensors"], "UTF-8"),
 ])
 def test_bad_input_is_one_line(folder, tmp_path, args, says):
     r = run_lmstack(*[a.format(m=folder, o=tmp_path) for a in args])
