@@ -5,7 +5,7 @@ ONNX Runtime (fp32, int8) decoding against lmstack's engine.
 Every comparison runs in one process, contestants in turns (medians of several rounds), so load
 from other jobs hits them alike. Perplexity is on held-out text no model here trained on: the
 opening chapters of Frankenstein (Project Gutenberg, in ../shared/data).
-Run: `.venv/bin/python benchmarks/compress.py` (about 20-30 minutes on 2 loaded cores;
+Run: `.venv/bin/python benchmarks/compress.py` (about 45 minutes on 2 heavily loaded cores;
 --quick: a smoke run of a few minutes whose numbers mean little).
 """
 
@@ -108,7 +108,7 @@ def pruned_variants(model, tok):
     for suffix, calib in (("_weights", None), ("", calibration)):
         out.append((f"heads_33{suffix}",  # 1 of the 3 query heads per kv group
                      lambda c=calib: shrink(model, heads=keep_heads(model, 1 / 3, c))))
-        for s in (0.1, 0.3) if calib is None else (0.1, 0.3, 0.5):
+        for s in (0.3,) if calib is None else (0.3, 0.5):
             out.append((f"channels_{int(s * 100)}{suffix}", lambda s=s, c=calib: shrink(
                 model, channels=keep_channels(model, s, c))))
     return out
@@ -118,10 +118,11 @@ def speed(model, prompt: list[int], chunk: torch.Tensor, n: int) -> dict:
     return {"decode": timed_decode(model, prompt, n), "prefill": timed_prefill(model, chunk)}
 
 
-def pruning(model, tok, quick: bool) -> dict:
-    ids = tok.encode(held_out_text(3_000 if quick else 12_000))
-    prompt, chunk, n = ids[:32], torch.tensor([ids[:256]]), 16 if quick else 32
-    rounds = 2 if quick else 3
+def pruning(model, tok, quick: bool, checkpoint) -> dict:
+    """Perplexity and speed of each pruned variant; `checkpoint(results so far)` after each."""
+    ids = tok.encode(held_out_text(3_000 if quick else 8_000))
+    prompt, chunk, n = ids[:32], torch.tensor([ids[:256]]), 16 if quick else 24
+    rounds = 2
 
     def measure(m) -> dict:
         t = time.perf_counter()
@@ -146,6 +147,7 @@ def pruning(model, tok, quick: bool) -> dict:
         print(f"  {name}: ppl {out[name]['ppl']:.2f}, decode x{out[name]['decode_speedup']:.2f}"
               f", prefill x{out[name]['prefill_speedup']:.2f}", flush=True)
         del m
+        checkpoint(out)
     return out
 
 
@@ -261,10 +263,21 @@ def onnx_vs_lmstack(model, tok, quick: bool) -> dict:
     return out
 
 
+def save(path: Path, report: dict, parts: str, load: dict) -> None:
+    """Update this run's keys in the results file. Parts may run one at a time (--only), so
+    the file is read just before writing: runs of different parts side by side keep each
+    other's results."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged |= report
+    merged.setdefault("load_average", {})[parts] = load
+    atomic_write_text(path, json.dumps(merged, indent=2, default=float) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--moe-steps", type=int, default=200)
+    ap.add_argument("--moe-steps", type=int, default=600)
     ap.add_argument("--only", choices=["pruning", "moe", "onnx"], action="append")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -279,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
     if "pruning" in parts:
         print("pruning SmolLM2-135M", flush=True)
-        report["pruning"] = pruning(model, tok, args.quick)
+        report["pruning"] = pruning(model, tok, args.quick, lambda partial: save(
+            args.out, {**report, "pruning": partial}, ",".join(parts),
+            {**load, "now": os.getloadavg()}))
     if "moe" in parts:
         print("MoE vs dense on tinyshakespeare", flush=True)
         report["moe_vs_dense"] = moe_vs_dense(20 if args.quick else args.moe_steps)
@@ -287,13 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ONNX Runtime vs lmstack's engine", flush=True)
         report["onnx"] = onnx_vs_lmstack(model, tok, args.quick)
     load |= {"end": os.getloadavg(), "seconds": time.perf_counter() - t0}
-    # Parts may run one at a time (--only): each run updates its own keys in the results file,
-    # read just before writing so runs of different parts side by side keep each other's.
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    merged = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    merged |= report
-    merged.setdefault("load_average", {})[",".join(parts)] = load
-    atomic_write_text(args.out, json.dumps(merged, indent=2, default=float) + "\n")
+    save(args.out, report, ",".join(parts), load)
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=1,
                      default=float)[:4000])
     return 0 if all(math.isfinite(r.get("ppl", 0)) for r in report.get("pruning", {}).values()
