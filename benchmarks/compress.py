@@ -3,8 +3,9 @@ a mixture of experts against a dense model of equal active parameters on tinysha
 ONNX Runtime (fp32, int8) decoding against lmstack's engine.
 
 Every comparison runs in one process, contestants in turns (medians of several rounds), so load
-from other jobs hits them alike. Perplexity is on held-out text no model here trained on: the
-opening chapters of Frankenstein (Project Gutenberg, in ../shared/data).
+from other jobs hits them alike. Perplexity is on text the pruning never looked at (its
+calibration reads another book): the opening letters of Frankenstein (Project Gutenberg, in
+../shared/data).
 Run: `.venv/bin/python benchmarks/compress.py` (about 45 minutes on 2 heavily loaded cores;
 --quick: a smoke run of a few minutes whose numbers mean little).
 """
