@@ -8,7 +8,7 @@ TORCH  := torch==2.13.0
 # machine where PyPI's torch would be the multi-GB CUDA build. Empty: plain PyPI, as CI does.
 TORCH_INDEX ?=
 
-.PHONY: install demo test browser lint bench clean
+.PHONY: install demo test browser nginx lint bench clean
 
 # torch goes in first, pinned (from TORCH_INDEX when given); the constraint then stops any later
 # requirement from swapping it for a multi-GB CUDA build.
@@ -34,12 +34,20 @@ browser:
 	      >/dev/null) || echo "chromium could not be installed; the browser test will skip"; \
 	  else echo "no root/apt-get: the browser test will skip"; fi; }
 
+# The load-balancer test runs Debian's nginx unprivileged; without root or apt it is skipped.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx \
+	      >/dev/null) || echo "nginx could not be installed; the nginx test will skip"; \
+	  else echo "no root/apt-get: the nginx test will skip"; fi; }
+
 demo: install
 	$(BIN)/lmstack demo
 
 # PASSIVE: OpenMP threads sleep instead of spinning between ops; on a shared 2-core machine
 # spinning workers stall each other for milliseconds per op.
-test: install browser
+test: install browser nginx
 	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
 
 lint: install

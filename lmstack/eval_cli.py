@@ -161,3 +161,62 @@ def eval_report(
     with bar:
         path = report_card(m, tok, str(model), out, sets, counts, body, on_progress=advance)
     console.print(f"wrote {path} (and report.png, results.json)")
+
+
+agent_app = typer.Typer(no_args_is_help=True, help="Agents: evaluate tool calling.")
+
+
+@agent_app.command("eval")
+def agent_eval(
+    model: str = typer.Argument("smollm2", help="model folder, GGUF file or short name, run "
+                                "in process (ignored with --url)"),
+    data: Path | None = typer.Option(None, "--data", help="folder with BFCL_v4_*.json and "
+                                     "possible_answer/ (default: ../shared/data/"
+                                     "function_calling when present)"),
+    category: list[str] | None = typer.Option(None, "--category", help="live_simple, multiple, "
+                                              "parallel_multiple, irrelevance (repeat; "
+                                              "default: live_simple, multiple, irrelevance)"),
+    limit: int | None = typer.Option(None, help="first n cases of each category"),
+    constrained: bool = typer.Option(False, metavar="", help="force a call decoded under its "
+                                     "schema (tool_choice=required)"),
+    url: str | None = typer.Option(None, help="an OpenAI-compatible endpoint to evaluate "
+                                   "instead, e.g. http://127.0.0.1:8000/v1"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="per-case results (JSONL)"),
+) -> None:
+    """Tool-calling accuracy on BFCL cases (AST comparison with the possible answers)."""
+    from lmstack.demo.corpus import find_shared_data
+    from lmstack.evals.function_calling import evaluate, load_cases
+
+    if data is None:
+        shared = find_shared_data()
+        if shared is None:
+            raise ValueError("no BFCL data found; pass --data FOLDER (BFCL_v4_*.json inside)")
+        data = shared / "function_calling"
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    cases = [c for cat in category or ["live_simple", "multiple", "irrelevance"]
+             for c in load_cases(data, cat, limit)]
+    if url:
+        from lmstack.chat import OpenAIChatModel
+
+        chat_model = OpenAIChatModel(url)
+    else:
+        from lmstack.engine.chat_model import EngineChatModel
+
+        chat_model = EngineChatModel(model)
+    bar, advance = _progress(len(cases), "calling tools")
+    with bar:
+        r = evaluate(chat_model, cases, constrained, on_case=lambda _: advance(1))
+    if out:
+        from lmstack.evals.multiple_choice import write_jsonl
+
+        write_jsonl(out, r["records"])
+    mode = "constrained (tool_choice=required)" if constrained else "free (tool_choice=auto)"
+    table = Table(title=f"BFCL, {url or model}, {mode}")
+    table.add_column("category")
+    table.add_column("cases", justify="right")
+    table.add_column("accuracy", justify="right")
+    for cat, acc in r["accuracy"].items():
+        table.add_row(cat, str(r["cases"][cat]), f"{acc:.3f}")
+    table.add_row("replies with a call", str(len(cases)), f"{r['made_a_call']:.3f}")
+    console.print(table)

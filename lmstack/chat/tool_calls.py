@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from lmstack.chat.types import ToolCall
 
@@ -54,3 +55,42 @@ def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
         if bare is not None and "arguments" in content:
             return "", [bare]
     return content, calls
+
+
+def forced_tools(tools: list[dict[str, Any]] | None, tool_choice: Any
+                 ) -> list[dict[str, Any]] | None:
+    """The tools one of which a reply must call: all for tool_choice "required", the named
+    one for {"type": "function", "function": {"name": ...}}; None when the model may choose."""
+    if tool_choice == "required":
+        return list(tools or [])
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        return [t for t in tools or [] if tool_name(t) == name]
+    return None
+
+
+def tool_name(tool: dict[str, Any]) -> str | None:
+    """The function name of an OpenAI `tools` entry; None when the entry is malformed."""
+    fn = tool.get("function") if isinstance(tool, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema of a call to one of `tools`: {"name": ..., "arguments": {...}}, each
+    tool's parameters shaping its arguments. Guided decoding holds a forced call to it (see
+    lmstack.engine.json_guide), so the call always parses."""
+    return {"anyOf": [{
+        "type": "object", "required": ["name", "arguments"],
+        "properties": {"name": {"const": tool_name(t)},
+                       "arguments": t["function"].get("parameters") or {"type": "object"}}}
+        for t in tools]}
+
+
+def parse_forced_call(text: str) -> ToolCall | None:
+    """A reply decoded under tool_call_schema as a ToolCall; None if it was cut short."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return ToolCall(name=obj["name"], arguments=json.dumps(obj["arguments"], ensure_ascii=False))

@@ -12,7 +12,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmstack.chat.tool_calls import parse_tool_calls
+from lmstack.chat.tool_calls import (
+    forced_tools,
+    parse_forced_call,
+    parse_tool_calls,
+    tool_call_schema,
+)
 from lmstack.chat.types import ChatResult, Message, MessageLike, Usage, to_wire, tool_schema
 from lmstack.engine.async_engine import AsyncEngine
 from lmstack.engine.engine import Engine
@@ -31,6 +36,9 @@ class EngineChatModel:
     server; calls may come from many threads at once), or a model to load: a folder, a GGUF
     file or a short name such as `smollm2`.
     `default_sampling` fills in what a call leaves out (max_tokens 512 unless given).
+    As over HTTP, `tool_choice` ("auto", "none", "required" or a named function) and
+    `response_format` (json_object / json_schema) are accepted; a forced call and a JSON
+    format are decoded under a JSON Schema, so they always parse (lmstack.engine.json_guide).
     """
 
     def __init__(self, engine_or_folder: Engine | AsyncEngine | str | Path,
@@ -60,12 +68,17 @@ class EngineChatModel:
     # ------------------------------------------------------------------ the protocol
     def chat(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
              **sampling: Any) -> ChatResult:
-        ids, params = self._prepare(messages, tools, sampling)
+        forced = sampling.get("tool_choice") not in (None, "auto", "none")
+        ids, params, tools = self._prepare(messages, tools, sampling)
         text, reason, tokens = "", None, 0
         for out in self._run(ids, params):
             text += out.text
             reason, tokens = out.finish_reason, out.completion_tokens
-        content, calls = parse_tool_calls(text) if tools else (text, [])
+        if forced:
+            call = parse_forced_call(text)
+            content, calls = (None, [call]) if call is not None else (text, [])
+        else:
+            content, calls = parse_tool_calls(text) if tools else (text, [])
         if calls:
             reason = "tool_calls"
         return ChatResult(Message("assistant", content or (None if calls else ""), calls),
@@ -74,19 +87,31 @@ class EngineChatModel:
     def stream(self, messages: Sequence[MessageLike], tools: Sequence[Any] | None = None,
                **sampling: Any) -> Iterator[str]:
         """Text deltas as they are generated (tool-call markup included, unparsed)."""
-        ids, params = self._prepare(messages, tools, sampling)
+        ids, params, _ = self._prepare(messages, tools, sampling)
         for out in self._run(ids, params):
             if out.text:
                 yield out.text
 
     # ------------------------------------------------------------------ plumbing
     def _prepare(self, messages: Sequence[MessageLike], tools, sampling: dict[str, Any]
-                 ) -> tuple[list[int], SamplingParams]:
+                 ) -> tuple[list[int], SamplingParams, list[dict] | None]:
+        """(prompt ids, sampling parameters, the tool schemas in play)."""
         if self.tokenizer is None:
             raise ValueError("this engine has no tokenizer, so it cannot render a chat")
-        schemas = [tool_schema(t) for t in tools] if tools else None
+        sampling = dict(sampling)
+        choice, fmt = sampling.pop("tool_choice", None), sampling.pop("response_format", None)
+        schemas = [tool_schema(t) for t in tools] if tools and choice != "none" else None
         ids = chat_prompt_ids(self.tokenizer, to_wire(list(messages)), schemas)
-        return ids, self._params(sampling, len(ids))
+        params = self._params(sampling, len(ids))
+        forced = forced_tools(schemas, choice)
+        if forced == [] or (forced and not schemas):
+            raise ValueError(f"tool_choice {choice!r} names no tool among those given")
+        if forced:
+            params.guided_json = tool_call_schema(forced)
+        elif fmt and fmt.get("type") in ("json_object", "json_schema"):
+            params.guided_json = ((fmt.get("json_schema") or {}).get("schema")
+                                  if fmt["type"] == "json_schema" else {"type": "object"})
+        return ids, params, schemas
 
     def _params(self, sampling: dict[str, Any], prompt_len: int) -> SamplingParams:
         merged = dict(self.default_sampling)

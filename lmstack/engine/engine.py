@@ -13,13 +13,20 @@ from collections import deque
 import torch
 
 from lmstack.engine.detokenizer import IncrementalDetokenizer, StopChecker
+from lmstack.engine.json_guide import JsonGuide, constrain, token_texts
 from lmstack.engine.paged_cache import PagedKVCache
 from lmstack.engine.params import EngineFullError, RequestOutput, SamplingParams
+from lmstack.engine.prefix_cache import PrefixCachingAllocator
 from lmstack.engine.sampler import Sampler, SampleRow
 from lmstack.engine.scheduler import Scheduler, Sequence
+from lmstack.engine.speculative import can_speculate, propose_ngram, verify_greedy
 from lmstack.nn.fusion import fuse_projections, pack_weights
 
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # when num_blocks is not given: up to 1 GiB of keys + values
+# Speculation pays while a decode step is bound by reading the weights; with more rows the
+# step turns compute-bound and checking guesses costs more than it saves (vLLM turns it off
+# by batch size too).
+SPECULATE_MAX_BATCH = 4
 
 
 class Engine:
@@ -36,6 +43,10 @@ class Engine:
     column-major (see column_major_weights). packed_weights=True (implies the same ownership)
     also keeps oneDNN-prepacked copies of bf16 CPU weights beside them (see lmstack.nn.packed):
     twice the weight memory, decoding measured 1.2-1.4x faster on an AVX-512 CPU.
+    enable_prefix_caching (on by default, as in vLLM) reuses the KV blocks of prompt prefixes
+    seen before (see lmstack.engine.prefix_cache); outputs are the same either way.
+    speculative_tokens=k > 0 lets greedy requests guess up to k tokens by prompt lookup and
+    check them in one pass (see lmstack.engine.speculative); outputs are the same tokens.
     Not thread-safe: drive it from one thread, or via AsyncEngine.
     """
 
@@ -43,7 +54,8 @@ class Engine:
         self, model, tokenizer, max_num_seqs: int = 64, max_num_batched_tokens: int = 512,
         block_size: int = 16, num_blocks: int | None = None, max_model_len: int | None = None,
         max_queue: int | None = None, seed: int | None = None, column_major: bool = False,
-        packed_weights: bool = False,
+        packed_weights: bool = False, enable_prefix_caching: bool = True,
+        speculative_tokens: int = 0,
     ):
         cfg = model.config
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -73,15 +85,20 @@ class Engine:
         self.cache = PagedKVCache(
             cfg.num_hidden_layers, num_blocks, block_size, cfg.num_key_value_heads,
             cfg.head_dim, self.dtype, self.device)
+        if enable_prefix_caching:
+            self.cache.allocator = PrefixCachingAllocator(self.cache.allocator, block_size)
         self.scheduler = Scheduler(self.cache.allocator, block_size, max_num_seqs,
                                    max_num_batched_tokens)
         self.sampler = Sampler(cfg.vocab_size, self.device, seed)
         self.max_queue = max_queue
+        self.speculative_tokens = speculative_tokens
         self.eos_ids = _eos_ids(model, tokenizer)
         self._seqs: dict[str, Sequence] = {}
+        self._token_texts: list[str] | None = None  # built on the first guided request
         self._aborted: list[Sequence] = []
         self._counters = {"prefill_tokens": 0, "generation_tokens": 0, "steps": 0,
-                          "requests_finished": 0}
+                          "requests_finished": 0, "speculative_proposed": 0,
+                          "speculative_accepted": 0}
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)  # (time, tokens) per step
 
     # ------------------------------------------------------------------ requests
@@ -111,6 +128,13 @@ class Engine:
                 f"the request needs {kv_tokens} tokens of KV cache but the engine holds only "
                 f"{self.cache.allocator.capacity * self.cache.block_size}; lower max_tokens or "
                 "shorten the prompt, or start the engine with more num_blocks")
+        guide = None
+        if params.guided_json is not None:
+            if self.tokenizer is None:
+                raise ValueError("guided decoding needs the engine's tokenizer")
+            if self._token_texts is None:
+                self._token_texts = token_texts(self.tokenizer, vocab)
+            guide = JsonGuide(params.guided_json, self._token_texts)
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device)
@@ -118,7 +142,7 @@ class Engine:
         return Sequence(
             request_id=request_id or uuid.uuid4().hex, prompt_ids=ids, params=params,
             detokenizer=IncrementalDetokenizer(self.tokenizer, ids, params.skip_special_tokens),
-            stop=StopChecker(params.stop), generator=generator)
+            stop=StopChecker(params.stop), generator=generator, guide=guide)
 
     def add_sequence(self, seq: Sequence, check_queue: bool = True) -> str:
         if seq.request_id in self._seqs:
@@ -162,53 +186,100 @@ class Engine:
         groups = [[(s, n) for s, n in batch if n == 1], [(s, n) for s, n in batch if n > 1]]
         # Prompt tokens (and recomputed ones after a preemption), not fed-back samples.
         self._counters["prefill_tokens"] += sum(n for s, n in batch if n > 1 or not s.output_ids)
+        drafts = self._propose(groups[0])
         to_sample: list[Sequence] = []
+        checked: list[tuple[Sequence, list[int]]] = []
         logits = []
         for group in groups:
             if not group:
                 continue
-            group_logits = self._forward(group)
+            group_logits = self._forward(group, drafts)  # [B, Q, vocab]
             rows = []
             for row, (seq, n) in enumerate(group):
-                seq.num_computed += n
-                if seq.num_computed == seq.num_tokens:  # prompt (or recompute) complete
+                self.scheduler.computed(seq, n)
+                if seq in drafts:  # logits after the real token and after each guess
+                    guess = drafts[seq]
+                    checked.append((seq, verify_greedy(guess, group_logits[row, -1 - len(guess):])))
+                elif seq.num_computed == seq.num_tokens:  # prompt (or recompute) complete
                     to_sample.append(seq)
                     rows.append(row)
-            if len(rows) == len(group):
-                logits.append(group_logits)
-            elif rows:  # mid-prompt chunks have nothing to sample yet
-                logits.append(group_logits[rows])
+            if rows:  # mid-prompt chunks have nothing to sample yet
+                logits.append(group_logits[rows, -1])
         if to_sample:
             rows = [SampleRow(s.params, s.prompt_ids, s.output_ids, s.generator)
                     for s in to_sample]
-            result = self.sampler(logits[0] if len(logits) == 1 else torch.cat(logits), rows)
-            for seq, token, lp, error in zip(to_sample, result.token_ids, result.logprobs,
-                                             result.errors, strict=True):
+            stacked = logits[0] if len(logits) == 1 else torch.cat(logits)
+            # A guided row may only sample what keeps its JSON valid (masked in place).
+            stuck = {i for i, s in enumerate(to_sample)
+                     if s.guide is not None and not _constrain_row(s, stacked[i])}
+            result = self.sampler(stacked, rows)
+            for i, (seq, token, lp, error) in enumerate(zip(
+                    to_sample, result.token_ids, result.logprobs, result.errors, strict=True)):
+                if i in stuck:
+                    error = "guided decoding found no token that continues valid JSON"
                 if error is None:
                     self._append(seq, token, lp)
                 else:  # this request's parameters failed: end it alone, the batch goes on
                     del self._seqs[seq.request_id]
                     self.scheduler.finish(seq, "abort")
                     seq.error = error  # reported below, once, with the rest of to_sample
+        generated = len(to_sample) + sum(self._keep(seq, tokens) for seq, tokens in checked)
         self._counters["steps"] += 1
-        self._counters["generation_tokens"] += len(to_sample)
-        self._recent.append((time.perf_counter(), len(to_sample)))
-        for seq in to_sample:
+        self._counters["generation_tokens"] += generated
+        self._recent.append((time.perf_counter(), generated))
+        for seq in to_sample + [seq for seq, _ in checked]:
             if seq.new_token_ids or seq.finished:
                 outputs.append(self._output(seq))
         return outputs
 
-    def _forward(self, group: list[tuple[Sequence, int]]) -> torch.Tensor:
-        """Logits [B, vocab] at each row's newest token, for a left-padded batch."""
-        context = [s.num_computed + n for s, n in group]
-        queries = [n for _, n in group]
+    def _forward(self, group: list[tuple[Sequence, int]],
+                 drafts: dict[Sequence, list[int]]) -> torch.Tensor:
+        """Logits [B, Q, vocab] for a left-padded batch: Q = 1 (each row's newest token)
+        unless some rows carry guesses, which then follow their real tokens."""
+        guesses = [drafts.get(s, []) for s, _ in group]
+        queries = [n + len(g) for (_, n), g in zip(group, guesses, strict=True)]
+        context = [s.num_computed + q for (s, _), q in zip(group, queries, strict=True)]
         Q = max(queries)
         step = self.cache.prepare([s.block_table for s, _ in group], context, queries)
-        ids = [[0] * (Q - n) + seq.tokens(seq.num_computed, ctx)
-               for (seq, n), ctx in zip(group, context, strict=True)]
+        ids = [[0] * (Q - q) + seq.tokens(seq.num_computed, seq.num_computed + n) + g
+               for (seq, n), q, g in zip(group, queries, guesses, strict=True)]
         input_ids = torch.tensor(ids, device=self.device)
-        logits = self.model(input_ids, context=step, logits_to_keep=1)
-        return logits[:, -1]
+        return self.model(input_ids, context=step, logits_to_keep=Q if any(guesses) else 1)
+
+    def _propose(self, decoding: list[tuple[Sequence, int]]) -> dict[Sequence, list[int]]:
+        """Prompt-lookup guesses for the greedy rows of a small decode batch, each with the
+        KV blocks its guesses need (a row whose blocks cannot grow guesses less)."""
+        if not self.speculative_tokens or len(decoding) > SPECULATE_MAX_BATCH:
+            return {}
+        drafts, alloc, bs = {}, self.cache.allocator, self.cache.block_size
+        for seq, _ in decoding:
+            room = min(self.speculative_tokens, seq.params.max_tokens - len(seq.output_ids) - 1,
+                       self.max_model_len - seq.num_tokens - 1)
+            if room < 1 or not can_speculate(seq.params):
+                continue
+            guess = propose_ngram(seq.tokens(0, seq.num_tokens), room)
+            more = self.cache.blocks_for(seq.num_tokens + len(guess)) - len(seq.block_table)
+            if more > alloc.num_free:
+                guess = guess[:len(seq.block_table) * bs - seq.num_tokens]
+            elif more > 0:
+                seq.block_table += alloc.allocate(more)
+            if guess:
+                drafts[seq] = guess
+                self._counters["speculative_proposed"] += len(guess)
+        return drafts
+
+    def _keep(self, seq: Sequence, tokens: list[int]) -> int:
+        """Append the checked guesses the model agreed with and its own next token; the kept
+        guesses' keys and values are already in the cache. Returns the tokens appended."""
+        self._counters["speculative_accepted"] += len(tokens) - 1
+        appended = 0
+        for token in tokens:
+            self._append(seq, token, None)
+            appended += 1
+            if seq.finished:
+                return appended
+        self.scheduler.computed(seq, len(tokens) - 1)
+        return appended
 
     def _append(self, seq: Sequence, token: int, logprob) -> None:
         """Record a sampled token and decide whether the sequence is done."""
@@ -226,6 +297,10 @@ class Engine:
             seq.new_text += seq.stop.add(seq.detokenizer.add(token))
             if seq.stop.stopped:
                 reason = "stop"
+            elif seq.guide is not None:
+                seq.guide.accept(token)
+                if seq.guide.done:  # the JSON is complete: nothing may follow it
+                    reason = "stop"
         if reason is None and (len(seq.output_ids) >= p.max_tokens
                                or seq.num_tokens >= self.max_model_len):
             reason = "length"
@@ -288,6 +363,9 @@ class Engine:
             "block_size": self.cache.block_size, "kv_cache_usage": 1 - alloc.num_free / max(
                 1, alloc.capacity), "preemptions": self.scheduler.num_preemptions,
             "generation_tokens_per_s": rate, **self._counters,
+            "prefix_cache_queries": getattr(alloc, "queried_tokens", 0),
+            "prefix_cache_hits": getattr(alloc, "hit_tokens", 0),
+            "prefix_cache_hit_rate": getattr(alloc, "hit_rate", 0.0),
         }
 
 
@@ -317,6 +395,14 @@ def column_major_weights(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
             module.weight.data = module.weight.data.t().contiguous().t()
+
+
+def _constrain_row(seq: Sequence, logits: torch.Tensor) -> bool:
+    """Mask one guided row; any failure ends that request alone, never the batch."""
+    try:
+        return constrain(seq.guide, logits)
+    except Exception:  # noqa: BLE001 - reported to its request as "no valid token"
+        return False
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -43,6 +43,9 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: int | None = None
     skip_special_tokens: bool = True
+    # A JSON Schema the output must match (decoding is masked; see json_guide.py); {} means
+    # any JSON value, None no constraint.
+    guided_json: dict | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # OpenAI accepts a single string too
@@ -65,6 +68,8 @@ class SamplingParams:
             (-2 <= self.presence_penalty <= 2, "presence_penalty", "in [-2, 2]"),
             (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs", "in [0, 20]"),
             (self.seed is None or isinstance(self.seed, int), "seed", "an integer"),
+            (self.guided_json is None or isinstance(self.guided_json, dict), "guided_json",
+             "a JSON Schema object (a dict)"),
         ]
         for ok, name, allowed in checks:
             if not ok:

@@ -10,12 +10,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import torch
 
 from lmstack.engine.detokenizer import IncrementalDetokenizer, StopChecker
 from lmstack.engine.paged_cache import BlockAllocator
 from lmstack.engine.params import SamplingParams
+from lmstack.engine.prefix_cache import PrefixCachingAllocator, block_hashes
 
 
 class Status(Enum):
@@ -37,6 +39,11 @@ class Sequence:
     output_ids: list[int] = field(default_factory=list)
     num_computed: int = 0  # tokens whose keys and values are in the cache
     block_table: list[int] = field(default_factory=list)
+    # Prefix caching: names of the full blocks in block_table, in order, and what besides
+    # the tokens shapes this sequence's keys and values (e.g. its LoRA adapter).
+    block_names: list[bytes] = field(default_factory=list)
+    cache_salt: str | None = None
+    guide: Any = None  # a JsonGuide when the output must match a JSON Schema
     status: Status = Status.WAITING
     finish_reason: str | None = None
     error: str | None = None  # why it was ended alone (its own parameters failed)
@@ -66,9 +73,10 @@ class Sequence:
 class Scheduler:
     """Owns the waiting queue and the running batch; hands out and takes back KV blocks."""
 
-    def __init__(self, allocator: BlockAllocator, block_size: int, max_num_seqs: int,
-                 max_num_batched_tokens: int):
+    def __init__(self, allocator: BlockAllocator | PrefixCachingAllocator, block_size: int,
+                 max_num_seqs: int, max_num_batched_tokens: int):
         self.allocator, self.block_size = allocator, block_size
+        self.prefix_caching = isinstance(allocator, PrefixCachingAllocator)
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.waiting: deque[Sequence] = deque()
@@ -110,17 +118,37 @@ class Scheduler:
         while (self.waiting and budget > 0 and not preempted
                and len(self.running) < self.max_num_seqs):
             seq = self.waiting[0]
-            n = min(seq.num_tokens - seq.num_computed, budget)
-            need = self.blocks_for(seq.num_computed + n) - len(seq.block_table)
-            if need > self.allocator.num_free:
+            hit, names = [], []
+            if self.prefix_caching:  # a waiting sequence holds no blocks and has computed none
+                hit, names = self.allocator.lookup(seq.tokens(0, seq.num_tokens),
+                                                   seq.cache_salt)
+            computed = len(hit) * self.block_size
+            n = min(seq.num_tokens - computed, budget)
+            need = self.blocks_for(computed + n) - len(hit)
+            if need + (self.allocator.cost(hit) if hit else 0) > self.allocator.num_free:
                 break
             self.waiting.popleft()
-            seq.block_table += self.allocator.allocate(need)
+            if self.prefix_caching:
+                self.allocator.take(hit, seq.num_tokens)
+            seq.block_table, seq.block_names = hit + self.allocator.allocate(need), names
+            seq.num_computed = computed
             seq.status = Status.RUNNING
             self.running.append(seq)
             batch.append((seq, n))
             budget -= n
         return batch
+
+    def computed(self, seq: Sequence, n: int) -> None:
+        """n more of seq's tokens are in the cache; name any block they filled."""
+        seq.num_computed += n
+        full = seq.num_computed // self.block_size
+        done = len(seq.block_names)
+        if self.prefix_caching and full > done:
+            parent = seq.block_names[-1] if done else None
+            names = block_hashes(seq.tokens(done * self.block_size, full * self.block_size),
+                                 self.block_size, seq.cache_salt, parent)
+            seq.block_names += names
+            self.allocator.cache(seq.block_table[done:full], names)
 
     def _preempt(self, seq: Sequence) -> None:
         self.running.remove(seq)
@@ -132,7 +160,7 @@ class Scheduler:
 
     def _release(self, seq: Sequence) -> None:
         self.allocator.free(seq.block_table)
-        seq.block_table = []
+        seq.block_table, seq.block_names = [], []
 
     def finish(self, seq: Sequence, reason: str) -> None:
         """Mark finished and give its blocks back at once."""

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from lmstack.chat.tool_calls import tool_call_schema
 from lmstack.serve.errors import invalid
 from lmstack.serve.generation import (
     Choice,
@@ -28,20 +29,18 @@ from lmstack.serve.protocol import ChatCompletionRequest, ResponseFormat
 from lmstack.serve.registry import ModelEntry, ServerState
 from lmstack.serve.sampling import check_prompt_chars, resolve_max_tokens, sampling_params
 from lmstack.serve.schemas import ChatCompletion, generation_responses
-from lmstack.serve.tools import ToolCallStream, wire_tool_calls
+from lmstack.serve.tools import ToolCallStream, forced_tool_call, wire_tool_calls
 from lmstack.tokenizer.chat_prompt import encode_chat_prompt, end_of_turn_ids, render_chat_prompt
 
 router = APIRouter()
 log = logging.getLogger("lmstack.serve")
 
-# response_format: what is and is not guaranteed.
-# Guaranteed: the request is validated (type text / json_object / json_schema with a schema),
-# and for the JSON types a system instruction asking for one JSON object (and the schema) is
-# always added, so the model is steered toward JSON. NOT guaranteed: that the reply parses or
-# matches the schema. That needs grammar-constrained decoding (masking tokens that would break
-# the JSON), which this engine does not do; a non-streamed reply that fails to parse is logged
-# and returned as generated, never silently altered. Clients must still json.loads and handle
-# failure, as they must with any small model.
+# response_format json_object / json_schema and a forced tool call (tool_choice "required" or a
+# named function) are decoded under a JSON Schema (lmstack.engine.json_guide): the engine masks
+# every token that would break the JSON or the schema, so a reply that ends by itself always
+# parses and matches. Only max_tokens can cut one short (then finish_reason is "length" and the
+# text is returned as generated). The system hint below still helps: a model told to write
+# JSON picks better values than one only held to the syntax.
 JSON_HINT = "Reply with one valid JSON object and nothing else: no prose, no code fences."
 
 
@@ -77,6 +76,16 @@ def uses_tools(req: ChatCompletionRequest) -> bool:
     return bool(req.tools) and req.tool_choice != "none"
 
 
+def guided_schema(req: ChatCompletionRequest) -> dict | None:
+    """The JSON Schema the reply is decoded under, if any (see the note above)."""
+    if req.forced_tools:
+        return tool_call_schema(req.forced_tools)
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    return fmt.json_schema["schema"] if fmt.type == "json_schema" else {"type": "object"}
+
+
 def chat_logprobs(entries: list[dict] | None) -> dict[str, Any] | None:
     if entries is None:
         return None
@@ -101,7 +110,8 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request) -
                                     "max_completion_tokens" if req.max_completion_tokens
                                     else "max_tokens", "messages")
     top = (req.top_logprobs or 0) if req.logprobs else None
-    params = sampling_params(req, entry, max_tokens, top, end_of_turn_ids(entry.tokenizer))
+    params = sampling_params(req, entry, max_tokens, top, end_of_turn_ids(entry.tokenizer),
+                             guided_schema(req))
     gen = make_generation(entry, [prompt], req.n, params, state.metrics, started)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": entry.name, "system_fingerprint": None}
@@ -112,11 +122,15 @@ async def create_chat_completion(req: ChatCompletionRequest, request: Request) -
     choices = []
     for c in gen.choices:
         if json_mode and not _parses(c.text):
-            log.warning("response_format %s: choice %d is not valid JSON (no constrained "
-                        "decoding; see chat.py)", req.response_format.type, c.index)
+            log.warning("response_format %s: choice %d is not valid JSON (finish_reason %s)",
+                        req.response_format.type, c.index, c.finish_reason)
         message: dict[str, Any] = {"role": "assistant", "content": c.text}
         finish = c.finish_reason
-        if uses_tools(req):  # read as the in-process ChatModel reads it (chat/tool_calls.py)
+        forced = forced_tool_call(c.text) if req.forced_tools else None
+        if forced is not None:
+            message = {"role": "assistant", "content": None, "tool_calls": [forced]}
+            finish = "tool_calls"
+        elif uses_tools(req):  # read as the in-process ChatModel reads it (chat/tool_calls.py)
             content, calls = wire_tool_calls(c.text)
             message = {"role": "assistant", "content": content}
             if calls:
@@ -141,6 +155,7 @@ async def _stream(req: ChatCompletionRequest, gen: Generation, head: dict) -> St
     announced: set[int] = set()
     # With tools on, text from a <tool_call> marker on is held back and sent as tool_calls.
     splitters: dict[int, ToolCallStream] = {}
+    held: dict[int, str] = {}  # a forced tool call's JSON, per choice
 
     def chunk(index: int, delta: dict, finish: str | None = None,
               logprobs: dict | None = None) -> dict:
@@ -158,13 +173,22 @@ async def _stream(req: ChatCompletionRequest, gen: Generation, head: dict) -> St
             chunks.append(chunk(choice.index, {"role": "assistant", "content": ""}))
         logprobs = chat_logprobs(out.logprobs) if req.logprobs and out.logprobs else None
         text = out.text
-        if uses_tools(req):
+        if req.forced_tools:  # the JSON becomes one tool_calls delta at the end
+            held[choice.index] = held.get(choice.index, "") + text
+            text = ""
+        elif uses_tools(req):
             text = splitters.setdefault(choice.index, ToolCallStream()).feed(text)
         if text or logprobs:
             chunks.append(chunk(choice.index, {"content": text}, logprobs=logprobs))
         if out.finished:
             finish = choice.finish_reason
-            if uses_tools(req):
+            call = forced_tool_call(held.get(choice.index, "")) if req.forced_tools else None
+            if call is not None:
+                chunks.append(chunk(choice.index, {"tool_calls": [{"index": 0, **call}]}))
+                finish = "tool_calls"
+            elif req.forced_tools:  # cut short: show what was written
+                chunks.append(chunk(choice.index, {"content": held.get(choice.index, "")}))
+            elif uses_tools(req):
                 rest, calls = splitters.setdefault(choice.index, ToolCallStream()).finish()
                 if rest:
                     chunks.append(chunk(choice.index, {"content": rest}))

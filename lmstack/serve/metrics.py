@@ -123,6 +123,16 @@ class Metrics:
                per_model("lmstack_queue_length", engine_gauge("waiting")))
         family("lmstack_running_requests", "gauge", "Sequences in the engine's running batch.",
                per_model("lmstack_running_requests", engine_gauge("running")))
+        family("lmstack_prefix_cache_queries_total", "counter",
+               "Prompt tokens looked up in the prefix cache.",
+               per_model("lmstack_prefix_cache_queries_total",
+                         engine_gauge("prefix_cache_queries")))
+        family("lmstack_prefix_cache_hits_total", "counter",
+               "Prompt tokens whose keys and values came from the prefix cache.",
+               per_model("lmstack_prefix_cache_hits_total", engine_gauge("prefix_cache_hits")))
+        family("lmstack_prefix_cache_hit_rate", "gauge",
+               "Share of looked-up prompt tokens found in the prefix cache.",
+               per_model("lmstack_prefix_cache_hit_rate", engine_gauge("prefix_cache_hit_rate")))
         rates = {m: self.tokens_per_second(m) for m in engine_stats}
         family("lmstack_tokens_per_second", "gauge",
                f"Generated tokens per second over the last {RATE_WINDOW_S:g} s.",

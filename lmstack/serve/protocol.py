@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from lmstack.chat.tool_calls import forced_tools, tool_name
+
 MAX_N = 16  # choices per request; each is a sequence in the engine, so cap the fan-out
 # OpenAI allows 4 stop strings; the length cap keeps the per-token check cheap (each token is
 # tested against every stop string's prefixes).
@@ -217,14 +219,31 @@ class ChatCompletionRequest(SamplingRequest):
     def _checks(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs set to true")
-        if isinstance(self.tool_choice, str) and self.tool_choice not in ("none", "auto"):
-            raise ValueError(f"tool_choice {self.tool_choice!r} is not supported; use 'auto' "
-                             "or 'none' (this server does not force tool calls)")
-        if isinstance(self.tool_choice, dict):
-            # ValueError, not TypeError: pydantic reports only the former as a field error.
-            raise ValueError(  # noqa: TRY004
-                "forcing a named tool via tool_choice is not supported; use 'auto'")
+        choice = self.tool_choice
+        if isinstance(choice, str) and choice not in ("none", "auto", "required"):
+            raise ValueError(f"tool_choice {choice!r} is not supported; use 'auto', 'none', "
+                             "'required' or {'type': 'function', 'function': {'name': ...}}")
+        if choice == "required" and not self.tools:
+            raise ValueError("tool_choice 'required' needs a non-empty tools list")
+        if self.forced_tools and any(tool_name(t) is None for t in self.tools or []):
+            raise ValueError("each tool must look like {'type': 'function', 'function': "
+                             "{'name': ..., 'parameters': {...}}}")
+        if isinstance(choice, dict):
+            fn = choice.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            known = [tool_name(t) for t in self.tools or []]
+            if choice.get("type") != "function" or not isinstance(name, str):
+                raise ValueError("a named tool_choice looks like {'type': 'function', "
+                                 "'function': {'name': 'my_tool'}}")
+            if name not in known:
+                raise ValueError(f"tool_choice names {name!r}, which is not in tools "
+                                 f"({', '.join(map(str, known)) or 'none given'})")
         return self
+
+    @property
+    def forced_tools(self) -> list[dict[str, Any]] | None:
+        """The tools one of which the reply must call (tool_choice required or named)."""
+        return forced_tools(self.tools, self.tool_choice)
 
     @property
     def completion_limit(self) -> int | None:

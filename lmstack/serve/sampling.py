@@ -14,7 +14,8 @@ from lmstack.serve.registry import ModelEntry
 
 
 def sampling_params(req: SamplingRequest, entry: ModelEntry, max_tokens: int,
-                    logprobs: int | None, extra_stop_ids: list[int] = ()) -> Any:
+                    logprobs: int | None, extra_stop_ids: list[int] = (),
+                    guided_json: dict | None = None) -> Any:
     """The engine's parameters, every number bounded here at the edge (top_k and token ids
     to the vocabulary, the seed to 63 bits) so that no client value can overflow a tensor."""
     from lmstack.engine import SamplingParams
@@ -22,7 +23,9 @@ def sampling_params(req: SamplingRequest, entry: ModelEntry, max_tokens: int,
     stop_ids = check_token_ids(entry, list(req.stop_token_ids or []), "stop_token_ids")
     stop_ids = list(dict.fromkeys([*stop_ids, *extra_stop_ids]))
     try:
-        return _build(SamplingParams, req, entry.vocab_size, max_tokens, logprobs, stop_ids)
+        params = _build(SamplingParams, req, entry.vocab_size, max_tokens, logprobs, stop_ids)
+        params.guided_json = guided_json
+        return params
     except ValueError as exc:  # the engine's own range checks, should ours ever be looser
         raise invalid(str(exc)) from exc
 

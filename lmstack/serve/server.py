@@ -1,6 +1,7 @@
 """Running the app under uvicorn: in the foreground (`lmstack serve`) or on a background thread.
 
-Follows uvicorn's programmatic `Server` API; the thread variant is what tests and the demo use.
+Follows uvicorn's programmatic `Server` API; the thread variant is what tests and the demo use,
+the foreground one drains on SIGTERM (replica.py) as a replica behind a load balancer must.
 """
 
 from __future__ import annotations
@@ -8,15 +9,48 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from types import FrameType
 from typing import Any, Self
 
 import uvicorn
 
+from lmstack.serve.replica import Replica
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "info") -> None:
-    """Serve until Ctrl-C (uvicorn handles the signal and shuts the engines down)."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn that drains on SIGTERM/SIGINT instead of closing at once.
+
+    uvicorn's own handler stops listening at the first signal, so a request that reaches the
+    port a moment later is refused at the TCP level, and afterwards it re-raises the signal
+    (exit status -15, not 0). Here the first signal only starts the replica's drain: the port
+    stays open and answers 503, and the process exits 0 once the replica says it is finished.
+    A second signal exits at once, as uvicorn's does.
+    """
+
+    def __init__(self, config: uvicorn.Config, replica: Replica) -> None:
+        super().__init__(config)
+        self.replica = replica
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.replica.phase == "draining":
+            self.should_exit = self.force_exit = True
+        else:
+            self.replica.start_drain()
+
+    async def on_tick(self, counter: int) -> bool:
+        return await super().on_tick(counter) or self.replica.finished()
+
+
+def serve(replica: Replica, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve `replica` in the foreground until it has drained (SIGTERM or Ctrl-C) or its models
+    failed to load (that error is raised here). Logging is set up by the caller (logs.py)."""
+    # log_config=None keeps setup_logging's handlers; the drain already waited for requests,
+    # so uvicorn's own graceful wait only has idle keep-alive connections left to close.
+    config = uvicorn.Config(replica, host=host, port=port, lifespan="on", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=2)
+    DrainingServer(config, replica).run()
+    if replica.error is not None:
+        raise replica.error
 
 
 class BackgroundServer:

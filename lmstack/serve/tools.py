@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmstack.chat.tool_calls import parse_tool_calls
+from lmstack.chat.tool_calls import parse_forced_call, parse_tool_calls
 
 OPEN = "<tool_call>"
 
@@ -51,3 +51,11 @@ class ToolCallStream:
             return self.pending, []
         content, calls = wire_tool_calls(self.held)
         return (self.gap + content if content else ""), calls
+
+
+
+def forced_tool_call(text: str) -> dict[str, Any] | None:
+    """A guided reply (see lmstack.chat.tool_calls.tool_call_schema) as an OpenAI `tool_calls`
+    item; None when it is not a whole call (it was cut short by max_tokens)."""
+    call = parse_forced_call(text)
+    return call.to_dict() if call is not None else None

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
-
 import pytest
+from agent_helpers import Scripted, call
 
 from lmstack.agent.loop import run_tools
 from lmstack.agent.tools import ToolRegistry, tool
 from lmstack.chat.protocol import ChatModel
-from lmstack.chat.types import ChatResult, Message, ToolCall
-
-
-class Scripted:
-    """Replies from a list, in order, and records what it was sent each turn."""
-
-    def __init__(self, replies: list[Message]):
-        self.replies = list(replies)
-        self.seen: list[list[Message]] = []
-        self.tools_seen: list = []
-
-    def chat(self, messages, tools=None, **sampling) -> ChatResult:
-        self.seen.append(copy.deepcopy(list(messages)))
-        self.tools_seen.append(tools)
-        message = self.replies.pop(0)
-        return ChatResult(message, "tool_calls" if message.tool_calls else "stop")
-
-    def stream(self, messages, tools=None, **sampling) -> Iterator[str]:
-        yield self.chat(messages, tools, **sampling).content
+from lmstack.chat.types import Message, ToolCall
 
 
 @tool
 def multiply(a: int, b: int) -> int:
     """Multiply two integers."""
     return a * b
-
-
-def call(name: str, arguments: str, id: str) -> Message:
-    return Message("assistant", None, [ToolCall(name, arguments, id=id)])
 
 
 def test_scripted_model_is_a_chat_model():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from engine_helpers import ScriptedLM
+from engine_helpers import ScriptedLM, tiny_llama
 from typer.testing import CliRunner
 
 from lmstack.chat import ChatModel
@@ -26,8 +28,28 @@ def test_chat_and_stream_agree(chat_folder):
               for _ in range(2)]
     assert seeded[0] == seeded[1]
     with pytest.raises(ValueError, match="unsupported sampling option"):
-        model.chat(MESSAGES, response_format={"type": "json_object"})
+        model.chat(MESSAGES, best_of=3)
     assert model.engine.stats["running"] == 0
+
+
+def test_forced_tool_calls_and_json_formats_are_guided_in_process(tokenizer):
+    # Room for the tool preamble the template writes (this BPE spends ~300 tokens on it).
+    model = EngineChatModel(Engine(tiny_llama(max_position_embeddings=1024), tokenizer))
+    tools = [{"type": "function", "function": {"name": "pick", "parameters": {
+        "type": "object", "required": ["n"], "properties": {"n": {"enum": [1, 2, 3]}}}}}]
+    for seed in range(3):
+        reply = model.chat(MESSAGES, tools=tools, tool_choice="required", temperature=1.0,
+                           seed=seed, max_tokens=60)
+        assert reply.finish_reason == "tool_calls" and reply.content == ""
+        assert reply.tool_calls[0].name == "pick"
+        assert reply.tool_calls[0].parsed_arguments()["n"] in (1, 2, 3)
+    fmt = {"type": "json_schema", "json_schema": {"schema": {
+        "type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}}}
+    assert json.loads(model.chat(MESSAGES, response_format=fmt, max_tokens=30).content)[
+        "ok"] in (True, False)
+    with pytest.raises(ValueError, match="names no tool"):
+        model.chat(MESSAGES, tools=tools, tool_choice={"type": "function",
+                                                       "function": {"name": "nope"}})
 
 
 def test_tool_calls_come_back_parsed(tokenizer):

@@ -31,7 +31,7 @@ def test_serve_command(lm_folder, minilm_folder, free_port):
         while True:
             assert proc.poll() is None, proc.stdout.read()
             try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -58,16 +58,21 @@ def test_serve_command(lm_folder, minilm_folder, free_port):
     assert "writer" in log and f"http://127.0.0.1:{port}/" in log
 
 
-def test_serve_bad_arguments(lm_folder, tmp_path):
+def test_serve_bad_arguments(lm_folder, tmp_path, free_port):
     cases = [
         (["serve", str(tmp_path / "missing")], "no such model folder"),
         (["serve", str(lm_folder), "--name", "a", "--name", "b"], "one name per folder"),
         (["serve", str(tmp_path)], "not a model folder"),
         # 0 once started a server that answered every request with 503.
         (["serve", str(lm_folder), "--max-queue", "0"], "--max-queue must be >= 1"),
+        (["serve", str(lm_folder), "--speculative-tokens", "-1"],
+         "--speculative-tokens must be >= 0"),
+        (["serve", str(lm_folder), "--log-format", "xml"], "--log-format must be one of"),
+        (["serve", str(lm_folder), "--grace-seconds", "-1"], "--grace-seconds must be >= 0"),
     ]
-    # All at once: each run pays for importing torch.
-    procs = [(lmstack(*args), words) for args, words in cases]
+    # All at once: each run pays for importing torch. A free port: the port check comes
+    # first, so a busy default port would hide the error under test.
+    procs = [(lmstack(*args, "--port", str(free_port)), words) for args, words in cases]
     for proc, words in procs:
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 2, out

@@ -37,11 +37,17 @@ def test_health(live):
 
 def test_metrics_after_traffic(client, live):
     client.completions.create(model="tiny", prompt="The quick", max_tokens=5, temperature=0)
+    long_prompt = "A shared system prompt that many requests repeat word for word. " * 4
+    for _ in range(2):  # the second request finds the first one's full blocks cached
+        client.completions.create(model="tiny", prompt=long_prompt, max_tokens=2,
+                                  temperature=0)
     r = httpx.get(live.url + "/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     types, samples = parse(r.text)
     assert types == {
         "lmstack_queue_length": "gauge", "lmstack_running_requests": "gauge",
+        "lmstack_prefix_cache_queries_total": "counter",
+        "lmstack_prefix_cache_hits_total": "counter", "lmstack_prefix_cache_hit_rate": "gauge",
         "lmstack_tokens_per_second": "gauge", "lmstack_generated_tokens_total": "counter",
         "lmstack_prompt_tokens_total": "counter", "lmstack_aborted_requests_total": "counter",
         "lmstack_http_requests_total": "counter",
@@ -52,6 +58,9 @@ def test_metrics_after_traffic(client, live):
     assert samples["lmstack_running_requests" + tiny] == 0
     assert samples["lmstack_tokens_per_second" + tiny] > 0  # tokens within the last 10 s
     assert samples["lmstack_generated_tokens_total" + tiny] >= 5
+    hits = samples["lmstack_prefix_cache_hits_total" + tiny]
+    assert 0 < hits < samples["lmstack_prefix_cache_queries_total" + tiny]
+    assert 0 < samples["lmstack_prefix_cache_hit_rate" + tiny] < 1
     assert samples['lmstack_http_requests_total{endpoint="/v1/completions",status="200"}'] >= 1
     for hist in ("lmstack_time_to_first_token_seconds", "lmstack_request_latency_seconds"):
         buckets = [(k, v) for k, v in samples.items() if k.startswith(hist + "_bucket")]
