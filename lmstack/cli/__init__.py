@@ -183,6 +183,84 @@ def export_gguf_command(
                   + ("" if tok is not None else "; no tokenizer found, weights only"))
 
 
+@export_app.command("onnx")
+def export_onnx_command(
+    model: Path = typer.Argument(..., help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="the folder to write model.onnx into"),
+    int8: bool = typer.Option(False, "--int8", help="also write model_int8.onnx (onnxruntime's "
+                              "dynamic int8 quantization)"),
+) -> None:
+    """Write a Llama-family decoder with KV-cache inputs/outputs as ONNX (optimum's layout),
+    then check ONNX Runtime's logits against lmstack's."""
+    import importlib.util
+
+    missing = [p for p in ("onnx", "onnxruntime") if importlib.util.find_spec(p) is None]
+    if missing:
+        raise UserError(f"ONNX export needs {' and '.join(missing)}; run: pip install onnx "
+                        "onnxruntime")
+    import lmstack
+    from lmstack.quant.onnx_export import export_folder
+    from lmstack.quant.onnx_runtime import OnnxDecoderSession, logit_gap
+
+    m, tok = lmstack.load(model_path(model))
+    probe = [i % m.config.vocab_size for i in range(1, 11)]  # 8 prompt tokens, 2 after a past
+    for path in export_folder(m, tok, out, int8):
+        gap = logit_gap(m, OnnxDecoderSession(path), probe[:8], probe[8:])
+        console.print(f"wrote {path} ({_format_bytes(path.stat().st_size)}); largest logit "
+                      f"difference from lmstack: {gap:.2e}")
+
+
+PRUNE_METHODS = ("magnitude", "heads", "channels")
+
+
+@app.command()
+def prune(
+    model: Path = typer.Argument(..., help=MODEL_HELP),
+    method: str = typer.Option(..., "--method", help="magnitude (zero the smallest weights), "
+                               "heads (remove attention heads) or channels (remove MLP channels)"),
+    sparsity: float = typer.Option(..., "--sparsity", help="fraction to remove, between 0 and 1"),
+    out: Path = typer.Option(..., "--out", "-o", help="the model folder to write"),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help="a text file: heads/channels are then scored by their "
+        "activations on its first 512 tokens, not by weights alone (much better on real models)"),
+) -> None:
+    """Prune a Llama-family model once and save it as a model folder."""
+    if method not in PRUNE_METHODS:
+        raise UserError(f"--method must be one of {', '.join(PRUNE_METHODS)}, not {method!r}")
+    if not 0.0 < sparsity < 1.0:
+        raise UserError(f"--sparsity must be between 0 and 1 (e.g. 0.5), not {sparsity}")
+    if calibration is not None:
+        from lmstack.fileio import check_text_file
+
+        check_text_file(calibration)
+    import torch
+
+    import lmstack
+    from lmstack.quant.prune import prune_magnitude
+    from lmstack.quant.structured import keep_channels, keep_heads, shrink
+
+    m, tok = lmstack.load(model_path(model))
+    calib = None
+    if calibration is not None and method != "magnitude":
+        if tok is None:
+            raise UserError(f"{model} has no tokenizer to read --calibration with; leave it out")
+        calib = torch.tensor([tok.encode(calibration.read_text(encoding="utf-8"))[:512]])
+    before = m.num_parameters()
+    if method == "magnitude":
+        pruner = prune_magnitude(m, sparsity)
+        what = f"{pruner.sparsity():.1%} of the projection weights are now zero"
+    elif method == "heads":
+        m = shrink(m, heads=keep_heads(m, sparsity, calib))
+        what = f"{m.config.num_attention_heads} attention heads per layer remain"
+    else:
+        m = shrink(m, channels=keep_channels(m, sparsity, calib))
+        what = f"{m.config.intermediate_size} MLP channels per layer remain"
+    m.save_pretrained(out)
+    if tok is not None:
+        tok.save(out)
+    console.print(f"wrote {out}: {what}; parameters {before:,} -> {m.num_parameters():,}")
+
+
 # ---- training
 
 data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")

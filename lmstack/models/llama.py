@@ -17,6 +17,7 @@ from lmstack.models.config import ModelConfig
 from lmstack.models.registry import Family, register
 from lmstack.nn.attention import GroupedQueryAttention
 from lmstack.nn.feedforward import SwiGLU
+from lmstack.nn.moe import MoEFeedForward
 from lmstack.nn.norms import RMSNorm
 from lmstack.nn.positions import RotaryEmbedding
 from lmstack.nn.step_context import StepContext, resolve_step
@@ -46,12 +47,24 @@ class LlamaConfig(ModelConfig):
     sliding_window: int | None = None
     use_sliding_window: bool | None = None
     initializer_range: float = 0.02
+    # Sparse mixture-of-experts feed-forward (lmstack.nn.moe); None/0 experts = dense SwiGLU.
+    # None, not a number, by default so a dense model's config.json stays as Hugging Face's.
+    n_experts: int | None = None
+    experts_per_token: int | None = None  # k of top-k routing (default 2)
+    moe_capacity_factor: float | None = None  # training-time cap per expert (default 1.25)
+    moe_aux_loss_coef: float | None = None  # weight of the balancing loss (default 0.01)
 
     def __post_init__(self):
         if self.model_type not in NAME_PREFIXES:
             raise ValueError(f"model_type {self.model_type!r} is not a Llama-family type")
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
+        if self.n_experts:
+            self.experts_per_token = self.experts_per_token or 2
+            self.moe_capacity_factor = (1.25 if self.moe_capacity_factor is None
+                                        else self.moe_capacity_factor)
+            self.moe_aux_loss_coef = (0.01 if self.moe_aux_loss_coef is None
+                                      else self.moe_aux_loss_coef)
 
     @classmethod
     def _normalise(cls, d: dict[str, Any]) -> None:
@@ -88,6 +101,10 @@ class LlamaDecoderLayer(nn.Module):
         )
         self.mlp = SwiGLU(
             config.hidden_size, config.intermediate_size, config.hidden_act, config.mlp_bias
+        ) if not config.n_experts else MoEFeedForward(
+            config.hidden_size, config.intermediate_size, config.n_experts,
+            config.experts_per_token, config.moe_capacity_factor, config.moe_aux_loss_coef,
+            config.hidden_act, config.mlp_bias,
         )
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)

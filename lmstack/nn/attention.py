@@ -101,10 +101,12 @@ def attend(
         return out.view(B, H, 1, D)
     gqa = {}
     if KV != H:
-        if _SDPA_HAS_GQA and (mask is None or q.device.type == "cpu"):
+        if (_SDPA_HAS_GQA and (mask is None or q.device.type == "cpu")
+                and not torch.onnx.is_in_onnx_export()):
             # SDPA shares each kv head across its query group itself: no copy of k and v
             # forward, no reduction over the copies backward (~20% of attention on CPU). On
-            # CUDA, enable_gqa with a mask drops to the slow math kernel, so there we repeat.
+            # CUDA, enable_gqa with a mask drops to the slow math kernel, so there we repeat;
+            # and for ONNX export, whose TorchScript exporter cannot convert enable_gqa.
             gqa["enable_gqa"] = True
         else:
             groups = q.shape[1] // k.shape[1]

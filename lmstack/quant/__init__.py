@@ -1,4 +1,5 @@
-"""Weight quantization: int8 / int4 / llama.cpp blocks, fast CPU kernels, calibration, quality.
+"""Model compression: weight quantization (int8 / int4 / llama.cpp blocks, fast CPU kernels,
+calibration, quality), pruning (prune.py, structured.py) and ONNX export (onnx_export.py).
 
 quantize_model turns a model's Linear layers into QuantLinear; save_quantized / load_quantized
 (or lmstack.load) keep it as a folder; lmstack.quant.quality measures what it cost.

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmstack.data.mlm import IGNORE_INDEX
+from lmstack.nn.moe import moe_aux_loss
 from lmstack.nn.step_context import packed_step
 
 Terms = dict[str, tuple[Tensor, Tensor]]  # name -> (summed loss, number of targets)
@@ -65,7 +66,14 @@ class CausalLM:
 
     def __call__(self, model: nn.Module, batch: dict[str, Tensor]) -> Terms:
         inputs, targets = self._split(batch)
-        return {"lm": _token_ce_sum(model(inputs), targets)}
+        loss, count = _token_ce_sum(model(inputs), targets)
+        aux = moe_aux_loss(model)
+        if aux is not None:
+            # A mixture of experts' balancing loss rides on the lm term, times its target count
+            # so the trainer's division leaves coef · aux added to the mean loss. Only training
+            # forwards record it: validation loss and perplexity stay pure cross-entropy.
+            loss = loss + aux * count
+        return {"lm": (loss, count)}
 
 
 class SupervisedFineTuning:
