@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from lmstack.cli.args import DEFAULT_MODEL, MODEL_HELP, UserError, check_port_free, model_path
+from lmstack.cli.kb import kb_app
+from lmstack.cli.rag import rag_app
 from lmstack.eval_cli import eval_app
 from lmstack.learn.command import learn
 
@@ -172,6 +174,10 @@ def export_gguf_command(
 data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")  # lmstack/eval_cli.py: ppl, mc, report
+app.add_typer(rag_app, name="rag")  # lmstack/cli/rag.py: eval
+apps_app = typer.Typer(no_args_is_help=True, help="The showcase apps built on the stack.")
+app.add_typer(apps_app, name="apps")
+apps_app.add_typer(kb_app, name="kb")  # lmstack/cli/kb.py: ingest, ask, serve
 
 
 @data_app.command("prepare")

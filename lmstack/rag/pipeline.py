@@ -80,10 +80,11 @@ class RagPipeline:
         reply = self.model.chat(rag_messages(question, hits), **self.sampling)
         return cite(reply.content, hits)
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: list[Hit] | None = None) -> Iterator[str | Answer]:
         """Text deltas as they are generated, then the final Answer (the same one `answer`
-        gives for the same reply)."""
-        hits = self.retrieve(question)
+        gives for the same reply). `hits`: those `retrieve` already gave for this question
+        (a server retrieves first, so a failure there is still an HTTP status)."""
+        hits = self.retrieve(question) if hits is None else hits
         if not hits:
             yield NOT_FOUND
             yield Answer(NOT_FOUND, found=False)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from lmstack.serve import chat, completions, embeddings
+from lmstack.serve import chat, completions, embeddings, rag
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -31,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
 # "other", so scanners probing random URLs cannot blow up the number of series.
 COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models",
-           "/health", "/metrics", "/"}
+           "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/"}
 
 
 class CountRequests:
@@ -81,14 +81,17 @@ def _stop_engines(models: dict[str, ModelEntry]) -> None:
 
 def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               allowed_hosts: list[str] | None = None) -> FastAPI:
+               allowed_hosts: list[str] | None = None, retriever: Any = None,
+               min_score: float | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
     without credentials); the page asks for the key and sends it with its API calls.
     Bodies over `max_body_bytes` get 413; with `allowed_hosts`, a request whose Host header
     names another host gets 400 (a browser page on a rebinding DNS name cannot reach a
-    keyless server on localhost).
+    keyless server on localhost). With a `retriever` (anything with `search(query, k)`,
+    e.g. a knowledge base), /v1/retrieve and /v1/rag/answer serve it; `min_score` is the
+    answer's "not in the documents" threshold.
     """
     if not models:
         raise ValueError("create_app needs at least one model to serve")
@@ -105,6 +108,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     app = FastAPI(title="lmstack", summary="An OpenAI-compatible server for lmstack models.",
                   lifespan=lifespan, default_response_class=SafeJSONResponse)
     app.state.lmstack = state
+    app.state.retriever, app.state.min_score = retriever, min_score
     install_error_handlers(app)
     # Added last is outermost: refusals at the door are counted too.
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes,
@@ -133,7 +137,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
             raise model_not_found(name, sorted(state.models))
         return state.models[name].card()
 
-    for module in (completions, chat, embeddings):
+    for module in (completions, chat, embeddings, rag):
         v1.include_router(module.router)
     app.include_router(v1)
 

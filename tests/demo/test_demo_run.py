@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from lmstack.demo import run_demo
+from lmstack.demo.stage_rag import QUESTIONS as RAG_QUESTIONS
 from lmstack.demo.stage_real_model import QUESTIONS, judge
 from lmstack.train.metrics import read_metrics
 
@@ -32,7 +33,9 @@ def demo_out(tmp_path_factory, request):
         real = request.getfixturevalue("smollm2")
     except pytest.skip.Exception:
         real = None
-    options = {**TINY, "real_model": {"max_tokens": 8, "model": real}}
+    options = {**TINY, "real_model": {"max_tokens": 8, "model": real},
+               "rag": {"max_tokens": 8, "model": real, "embedder": "bm25",
+                       "questions": RAG_QUESTIONS[:1]}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
@@ -41,7 +44,7 @@ def test_report_has_a_section_per_stage(demo_out):
     out, report = demo_out
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
-                      "Timings"]
+                      "Answers with citations (RAG)", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
