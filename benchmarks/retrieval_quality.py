@@ -128,36 +128,56 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cmrc-queries", type=int, default=None, help="default: all")
     ap.add_argument("--qa", type=int, default=None, help="pydoc questions (default: all)")
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--parts", default="retrieval,answers",
+                    help="retrieval (the two tables), answers (threshold and SmolLM2): run "
+                    "them as two processes if you like; each updates only its own keys")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
 
     from lmstack.rag.minilm import load_minilm
 
     embedder = CachedEmbedder(load_minilm())
-    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "machine": machine(), "retrieval": [], "threshold": None, "answers": None}
+    mine: dict = {}
 
     def save() -> None:
-        result["machine"]["load_average_now"] = os.getloadavg()
+        """Merge this run's keys into the results file (the other part's keys stay)."""
+        result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+        result |= mine
+        result[f"machine_{args.parts}"] = {**machine_start, "load_average_now":
+                                           os.getloadavg()}
         atomic_write_text(args.out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
+    machine_start = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                     **machine()}
+    if "retrieval" in parts:
+        retrieval_part(args, embedder, mine, save)
+    if "answers" in parts:
+        answers_part(args, embedder, mine, save)
+    return 0
+
+
+def retrieval_part(args, embedder, mine: dict, save) -> None:
+    mine["retrieval"] = []
     cran = load_cranfield(DATA / "cranfield")
     cran = cran.head(args.cranfield_queries) if args.cranfield_queries else cran
     cmrc = load_cmrc(DATA / "cmrc2018_trial.json")
     cmrc = cmrc.head(args.cmrc_queries) if args.cmrc_queries else cmrc
     # Cranfield abstracts average 1,000 characters, CMRC paragraphs 520 Chinese ones.
     for judged, size, overlap in ((cran, 1024, 128), (cmrc, 512, 64)):
-        result["retrieval"] += quality_table(judged, embedder, size, overlap)
+        mine["retrieval"] += quality_table(judged, embedder, size, overlap)
         save()
 
+
+def answers_part(args, embedder, mine: dict, save) -> None:
     pydoc = pydoc_set()
     qa = pydoc.head(args.qa) if args.qa else pydoc
     hybrid = build_retrievers(pydoc.documents, ["hybrid"], size=800, overlap=100,
                               embedder=embedder)["hybrid"]
-    result["threshold"] = tune_threshold(hybrid, list(pydoc.queries.values()),
+    mine["threshold"] = tune_threshold(hybrid, list(pydoc.queries.values()),
                                          list(load_cranfield(DATA / "cranfield")
                                               .queries.values())[:100])
-    print("threshold", result["threshold"], flush=True)
+    print("threshold", mine["threshold"], flush=True)
     save()
 
     import lmstack
@@ -169,13 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     chat = EngineChatModel(Engine(model, tokenizer, max_num_seqs=1, column_major=True))
     t0 = time.perf_counter()
     pipeline = RagPipeline(hybrid, chat, k=3, max_tokens=args.max_tokens)
-    result["answers"] = {"retriever": "hybrid, recursive 800/100, k=3", "generator":
+    mine["answers"] = {"retriever": "hybrid, recursive 800/100, k=3", "generator":
                          "SmolLM2-135M-Instruct (Q4_1 GGUF), greedy",
                          "max_tokens": args.max_tokens,
                          **answer_metrics(pipeline, qa), "seconds": time.perf_counter() - t0}
-    print("answers", result["answers"], flush=True)
+    print("answers", mine["answers"], flush=True)
     save()
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ $("ask").onsubmit = async (event) => {
   $("sources").replaceChildren();
   $("document").hidden = true;
   const r = await fetch("/v1/rag/answer", {method: "POST", headers: headers(),
-    body: JSON.stringify({model: $("model").value, question, stream: true})});
+    body: JSON.stringify({model: $("model").value, question, stream: true,
+                          max_tokens: Number($("max-tokens").value)})});
   if (!r.ok) {
     $("answer").textContent = (await r.json()).error?.message ?? `error ${r.status}`;
     return;
