@@ -78,3 +78,21 @@ def smollm2_server(smollm2):
     entry = ModelEntry("smollm2", tokenizer, engine=Engine(model, tokenizer, max_num_seqs=2))
     with BackgroundServer(create_app({"smollm2": entry})) as server:
         yield server
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by playwright, for the web page tests."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make browser`, or "
+                    "apt-get install chromium) to run the page tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="dev extra: playwright")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -3,28 +3,10 @@ sources listed, click one and find its span highlighted in the document."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
-import pytest
 
 from lmstack.apps.kb import KnowledgeBase
 from lmstack.apps.kb.server import kb_app
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the page test")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="dev extra: playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_kb_page_streams_an_answer_with_clickable_sources(browser, tmp_path, smollm2):
