@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, StrictBool, StrictInt
 
 from lmstack.rag.pipeline import Answer, RagPipeline
-from lmstack.serve.errors import APIError, error_body
+from lmstack.serve.errors import APIError, error_body, invalid, overloaded
 from lmstack.serve.generation import sse
 from lmstack.serve.protocol import APIRequest
 from lmstack.serve.registry import ServerState
@@ -60,6 +60,7 @@ async def retrieve(req: RetrieveRequest, request: Request) -> dict[str, Any]:
 
 @router.post("/v1/rag/answer", response_model=None, responses=V1)
 async def rag_answer(req: RagAnswerRequest, request: Request) -> Any:
+    from lmstack.engine import EngineFullError
     from lmstack.engine.chat_model import EngineChatModel
 
     retriever = _retriever(request)
@@ -69,7 +70,12 @@ async def rag_answer(req: RagAnswerRequest, request: Request) -> Any:
                            k=req.k, min_score=request.app.state.min_score,
                            max_tokens=req.max_tokens)
     if not req.stream:
-        answer = await asyncio.to_thread(pipeline.answer, req.question)
+        try:
+            answer = await asyncio.to_thread(pipeline.answer, req.question)
+        except EngineFullError as e:  # busy or too big for the KV cache: as the chat API says
+            raise overloaded(str(e)) from None
+        except ValueError as e:  # the engine's refusals, e.g. sources plus question too long
+            raise invalid(f"{e}; ask with a smaller k or max_tokens.", "k") from None
         return {"object": "rag.answer", "model": entry.name, **answer.to_dict()}
     # Retrieval happens before the first byte, so its errors are still HTTP statuses.
     hits = await asyncio.to_thread(pipeline.retrieve, req.question)

@@ -76,7 +76,7 @@ def test_server_answered_through_the_openai_client(demo_out):
 
 def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
     _, report = demo_out
-    real = report.split("## A real model")[1].split("## Timings")[0]
+    real = report.split("## A real model")[1].split("\n## ")[0]
     assert "loaded by `lmstack.load(\"smollm2\")` in" in real
     answers = re.findall(r"^`{4,}text\n(.*?)\n`{4,}$", real, flags=re.MULTILINE | re.DOTALL)
     verdicts = re.findall(r"^\*((?:right|wrong|no number).*)\.\*$", real, flags=re.MULTILINE)
@@ -92,6 +92,13 @@ def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
     assert [r[0] for r in rates] == ["fact", "text", "arithmetic"]
     assert all(int(r[2]) > 0 and 1 <= int(r[3]) <= 8 for r in rates)
     assert "calculator" in real
+
+
+def test_rag_stage_answered_with_sources(demo_out):
+    _, report = demo_out
+    rag = report.split("## Answers with citations (RAG)")[1].split("\n## ")[0]
+    assert f"**Q:** {RAG_QUESTIONS[0]}" in rag
+    assert "`assert`" in rag.split("Retrieved: ")[1].split(".")[0]  # the topic that answers
 
 
 def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):
