@@ -158,13 +158,15 @@ def load_entry(path: str | Path, name: str | None = None, *, dtype: Any = None,
     from lmstack.models import BertModel, load_model
     from lmstack.models.default import model_name, resolve_model_path
     from lmstack.models.registry import is_encoder
+    from lmstack.quant.folder import is_quantized_folder
     from lmstack.tokenizer import Tokenizer
 
     folder = resolve_model_path(path)  # a missing short-name package: one line to install it
     name = name or model_name(path)
-    if folder.suffix.lower() == ".gguf":  # GGUF holds decoders only: no encoder branch
-        model, gguf_tokenizer = lmstack.load(folder, dtype=dtype)
-        tokenizer = tokenizer or gguf_tokenizer
+    if folder.suffix.lower() == ".gguf" or is_quantized_folder(folder):
+        # GGUF holds decoders only, as do quantized folders (lmstack.quant): no encoder branch.
+        model, own_tokenizer = lmstack.load(folder, dtype=dtype)
+        tokenizer = tokenizer or own_tokenizer
     else:
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder} is not a model folder (no config.json) or GGUF "
