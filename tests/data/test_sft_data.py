@@ -110,7 +110,7 @@ def test_smollm2_template_matches_the_engine_prompt(smollm2):
     example = tokenize_chat(tok, CHAT)
     chat_model = EngineChatModel(Engine(model, tok, max_num_seqs=1))
     for i in (2, 4):  # the engine's own rendering of the conversation before each reply
-        engine_ids, _ = chat_model._prepare(CHAT.messages[:i], None, {})
+        engine_ids, _, _ = chat_model._prepare(CHAT.messages[:i], None, {})
         assert example.ids[:len(engine_ids)] == engine_ids
     whole = tok.apply_chat_template(CHAT.messages, tokenize=True)
     assert example.ids == whole  # turn by turn tokenizes as the whole text does
