@@ -433,6 +433,9 @@ def serve(
         raise UserError("--grace-seconds must be >= 0")
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise UserError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
+    if name and len(name) != len(paths):  # before the port opens: a typo fails at once
+        raise UserError(f"got {len(name)} --name for {len(paths)} model folders; give one "
+                        "name per folder, in the same order")
     adapters = dict(parse_adapter(item) for item in adapter or [])
     if adapters and len(paths) > 1:
         raise UserError("--adapter serves LoRA adapters on one base model; give one PATH")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,7 +59,19 @@ def test_serve_command(lm_folder, minilm_folder, free_port):
     assert "writer" in log and f"http://127.0.0.1:{port}/" in log
 
 
-def test_serve_bad_arguments(lm_folder, tmp_path, free_port):
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports nothing listens on (held open together while chosen)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_serve_bad_arguments(lm_folder, tmp_path):
     cases = [
         (["serve", str(tmp_path / "missing")], "no such model folder"),
         (["serve", str(lm_folder), "--name", "a", "--name", "b"], "one name per folder"),
@@ -70,9 +83,11 @@ def test_serve_bad_arguments(lm_folder, tmp_path, free_port):
         (["serve", str(lm_folder), "--log-format", "xml"], "--log-format must be one of"),
         (["serve", str(lm_folder), "--grace-seconds", "-1"], "--grace-seconds must be >= 0"),
     ]
-    # All at once: each run pays for importing torch. A free port: the port check comes
-    # first, so a busy default port would hide the error under test.
-    procs = [(lmstack(*args, "--port", str(free_port)), words) for args, words in cases]
+    # All at once: each run pays for importing torch. Each on its own free port: the port
+    # check comes first, so a busy port would hide the error under test, and a load error
+    # surfaces after the port is bound, so runs sharing one port would collide.
+    procs = [(lmstack(*args, "--port", str(port)), words)
+             for (args, words), port in zip(cases, free_ports(len(cases)), strict=True)]
     for proc, words in procs:
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 2, out
