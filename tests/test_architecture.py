@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"fileio"},                                      # atomic writes; leans on nothing
     {"nn", "chat", "foundations", "prompting"},      # building blocks; chat, prompting: no torch
     {"models", "tokenizer"},                         # architectures + registry; tokenizers
-    {"lmstack", "data", "train", "adapt", "quant", "evals", "embed"},
+    {"lmstack", "data", "train", "adapt", "quant", "evals", "embed", "multimodal"},
     {"engine", "retrieve"},                          # inference; vector search
     {"rag", "agent"},                                # talk to a model only through chat/
     {"serve"},                                       # the OpenAI-compatible HTTP service

@@ -22,7 +22,7 @@ def train_cnn(arch: str, data: tuple, steps: int, out: Path, batch: int = 64,
     """Train one net with the Trainer (AdamW, warmup + cosine) and measure it on the test set."""
     import torch
 
-    from lmstack.learn.digits import ImageSet
+    from lmstack.data.digits import ImageSet
     from lmstack.models.cnn import CNNConfig, build_cnn
     from lmstack.train.config import (
         DataSection,
@@ -71,7 +71,7 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
     from sklearn.neural_network import MLPClassifier
 
     from lmstack.learn import plots
-    from lmstack.learn.digits import DATASETS, split
+    from lmstack.data.digits import DATASETS, split
 
     results: dict[str, Any] = {}
     rows, figures = [], []

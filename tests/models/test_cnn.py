@@ -128,7 +128,7 @@ def test_bad_config_is_one_clear_error():
 
 def test_lenet_learns_the_digits_with_the_trainer(tmp_path):
     """The Classification objective through the real Trainer: 120 steps on the 8x8 digits."""
-    from lmstack.learn.digits import sklearn_digits, split
+    from lmstack.data.digits import sklearn_digits, split
     from lmstack.learn.topic_cnn import train_cnn
 
     model, r = train_cnn("lenet", split(*sklearn_digits()), 120, tmp_path, lr=1e-2)
