@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/engine.py
 
 import argparse
+import copy
 import datetime as dt
 import json
 import platform
@@ -36,7 +37,9 @@ from lmstack.rag.evaluate import (
     pydoc_set,
     retrieval_metrics,
 )
-from lmstack.rag.retriever import documents_ranked
+from lmstack.rag.prompt import LAYOUTS
+from lmstack.rag.retriever import HybridRetriever, documents_ranked
+from lmstack.rag.second_stage import MMRRetriever, RerankedRetriever
 from lmstack.retrieve.bm25 import tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retrieval"
@@ -48,6 +51,14 @@ class CachedEmbedder:
 
     def __init__(self, embedder) -> None:
         self.embedder, self.dim, self.cache = embedder, embedder.dim, {}
+        self.scripts = embedder.scripts
+
+    def blind(self) -> CachedEmbedder:
+        """The same vectors (and cache), declaring no scripts: hybrid fuses it everywhere,
+        the language-blind RRF this benchmark compares against."""
+        other = copy.copy(self)
+        other.scripts = None
+        return other
 
     def encode(self, texts):
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -83,6 +94,26 @@ def machine() -> dict:
             "load_average_start": os.getloadavg()}
 
 
+def second_stages(built: dict, embedder) -> dict:
+    """For the recursive chunker's table: each retriever + MMR (lambda 0.5 over its top 20),
+    and the language-blind hybrid (RRF of both lists whatever the query's script)."""
+    dense = built["dense"]
+    blind = copy.copy(dense)
+    blind.embedder = embedder.blind()
+    return {**{f"{name} + MMR": MMRRetriever(r, dense) for name, r in built.items()},
+            "hybrid, language-blind RRF": HybridRetriever(built["bm25"], blind)}
+
+
+def score_row(judged: JudgedSet, chunker: str, size: int, overlap: int, name: str,
+              retriever, **extra) -> dict:
+    t0 = time.perf_counter()
+    m = retrieval_metrics(retriever, judged)
+    print(f"{judged.name:9} {chunker:9} {name:28} nDCG@10 {m['ndcg@10']:.3f} "
+          f"MRR {m['mrr']:.3f} R@10 {m['recall@10']:.3f}", flush=True)
+    return {"dataset": judged.name, "chunker": chunker, "size": size, "overlap": overlap,
+            "retriever": name, **extra, "search_s": time.perf_counter() - t0, **m}
+
+
 def quality_table(judged: JudgedSet, embedder, size: int, overlap: int) -> list[dict]:
     rows = []
     for chunker in CHUNKERS:
@@ -90,15 +121,10 @@ def quality_table(judged: JudgedSet, embedder, size: int, overlap: int) -> list[
         built = build_retrievers(judged.documents, chunker=chunker, size=size, overlap=overlap,
                                  embedder=embedder)
         build_s = time.perf_counter() - t0
-        for name, retriever in built.items():
-            t0 = time.perf_counter()
-            m = retrieval_metrics(retriever, judged)
-            rows.append({"dataset": judged.name, "chunker": chunker, "size": size,
-                         "overlap": overlap, "retriever": name,
-                         "passages": len(built["bm25"].passages), "build_s": build_s,
-                         "search_s": time.perf_counter() - t0, **m})
-            print(f"{judged.name:9} {chunker:9} {name:6} nDCG@10 {m['ndcg@10']:.3f} "
-                  f"MRR {m['mrr']:.3f} R@10 {m['recall@10']:.3f}", flush=True)
+        more = second_stages(built, embedder) if chunker == "recursive" else {}
+        for name, retriever in (built | more).items():
+            rows.append(score_row(judged, chunker, size, overlap, name, retriever,
+                                  passages=len(built["bm25"].passages), build_s=build_s))
         if chunker == "recursive":
             rows.append({"dataset": judged.name, "chunker": chunker, "size": size,
                          "overlap": overlap, "retriever": "rank_bm25 (reference)",
@@ -128,9 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cmrc-queries", type=int, default=None, help="default: all")
     ap.add_argument("--qa", type=int, default=None, help="pydoc questions (default: all)")
     ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--parts", default="retrieval,answers",
-                    help="retrieval (the two tables), answers (threshold and SmolLM2): run "
-                    "them as two processes if you like; each updates only its own keys")
+    ap.add_argument("--rerank-queries", type=int, default=50,
+                    help="queries per set that SmolLM2 re-ranks (the slow part)")
+    ap.add_argument("--layouts", default=",".join(LAYOUTS), help="prompt layouts to answer with")
+    ap.add_argument("--parts", default="retrieval,rerank,answers",
+                    help="retrieval (the tables, MMR rows), rerank (SmolLM2 re-ranking a "
+                    "subset), answers (threshold and SmolLM2 answers per prompt layout): run "
+                    "them as separate processes if you like; each updates only its own keys")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -152,21 +182,48 @@ def main(argv: list[str] | None = None) -> int:
                      **machine()}
     if "retrieval" in parts:
         retrieval_part(args, embedder, mine, save)
+    if "rerank" in parts:
+        rerank_part(args, embedder, mine, save)
     if "answers" in parts:
         answers_part(args, embedder, mine, save)
     return 0
 
 
-def retrieval_part(args, embedder, mine: dict, save) -> None:
-    mine["retrieval"] = []
+def judged_sets(args) -> list[tuple[JudgedSet, int, int]]:
+    """(set, chunk size, overlap): Cranfield abstracts average 1,000 characters, CMRC
+    paragraphs 520 Chinese ones."""
     cran = load_cranfield(DATA / "cranfield")
     cran = cran.head(args.cranfield_queries) if args.cranfield_queries else cran
     cmrc = load_cmrc(DATA / "cmrc2018_trial.json")
     cmrc = cmrc.head(args.cmrc_queries) if args.cmrc_queries else cmrc
-    # Cranfield abstracts average 1,000 characters, CMRC paragraphs 520 Chinese ones.
-    for judged, size, overlap in ((cran, 1024, 128), (cmrc, 512, 64)):
+    return [(cran, 1024, 128), (cmrc, 512, 64)]
+
+
+def retrieval_part(args, embedder, mine: dict, save) -> None:
+    mine["retrieval"] = []
+    for judged, size, overlap in judged_sets(args):
         mine["retrieval"] += quality_table(judged, embedder, size, overlap)
         save()
+
+
+def rerank_part(args, embedder, mine: dict, save) -> None:
+    """Hybrid's top 20 re-ordered by SmolLM2's yes/no log-odds, on the first
+    --rerank-queries judged queries of each set (against hybrid on the same queries)."""
+    import lmstack
+    from lmstack.retrieve.rerank import YesNoReranker
+
+    model, tokenizer = lmstack.load("smollm2")
+    reranker = YesNoReranker(model, tokenizer)
+    mine["rerank"] = []
+    for judged, size, overlap in judged_sets(args):
+        head = judged.head(args.rerank_queries)
+        hybrid = build_retrievers(judged.documents, ["hybrid"], size=size, overlap=overlap,
+                                  embedder=embedder)["hybrid"]
+        for name, retriever in (("hybrid", hybrid), ("hybrid + SmolLM2 re-rank (top 20)",
+                                                     RerankedRetriever(hybrid, reranker))):
+            mine["rerank"].append(score_row(head, "recursive", size, overlap, name, retriever,
+                                            of_queries=len(judged.queries)))
+            save()
 
 
 def answers_part(args, embedder, mine: dict, save) -> None:
@@ -187,14 +244,16 @@ def answers_part(args, embedder, mine: dict, save) -> None:
 
     model, tokenizer = lmstack.load("smollm2")
     chat = EngineChatModel(Engine(model, tokenizer, max_num_seqs=1, column_major=True))
-    t0 = time.perf_counter()
-    pipeline = RagPipeline(hybrid, chat, k=3, max_tokens=args.max_tokens)
     mine["answers"] = {"retriever": "hybrid, recursive 800/100, k=3", "generator":
-                         "SmolLM2-135M-Instruct (Q4_1 GGUF), greedy",
-                         "max_tokens": args.max_tokens,
-                         **answer_metrics(pipeline, qa), "seconds": time.perf_counter() - t0}
-    print("answers", mine["answers"], flush=True)
-    save()
+                       "SmolLM2-135M-Instruct (Q4_1 GGUF), greedy",
+                       "max_tokens": args.max_tokens, "layouts": {}}
+    for layout in args.layouts.split(","):
+        t0 = time.perf_counter()
+        pipeline = RagPipeline(hybrid, chat, k=3, layout=layout, max_tokens=args.max_tokens)
+        mine["answers"]["layouts"][layout] = {**answer_metrics(pipeline, qa),
+                                              "seconds": time.perf_counter() - t0}
+        print("answers", layout, mine["answers"]["layouts"][layout], flush=True)
+        save()
 
 
 if __name__ == "__main__":

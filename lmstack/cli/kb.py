@@ -63,10 +63,11 @@ def kb_ask(
         if isinstance(item, Answer):
             console.print()
             for c in item.citations:
+                how = "" if c.kind == "model" else " [dim](attributed: holds the answer's words)[/]"
                 console.print(f"[bold][{c.number}][/] {escape(c.source)} "
-                              f"chars {c.start}-{c.end}: {escape(c.text[:100])}…")
+                              f"chars {c.start}-{c.end}{how}: {escape(c.text[:100])}…")
             if item.found and not item.citations:
-                console.print("[dim]the model cited no source; retrieved: "
+                console.print("[dim]no source cited or found to hold the answer; retrieved: "
                               + escape(", ".join(h.source for h in item.hits)) + "[/]")
         else:
             console.print(item, end="", markup=False, highlight=False, soft_wrap=True)

@@ -85,11 +85,14 @@ class Embedder:
     dtype: "float32", "bfloat16" (the encoder's weights are converted in place; vectors stay
     float32), or "auto": bfloat16 where this CPU runs it faster (`fastest_dtype`).
     progress: a rich progress bar over the batches, shown only when stderr is a terminal.
+    scripts: the writing systems the model was trained to read ("latin", "cjk", "other": see
+    lmstack.retrieve.scripts), so a hybrid retriever can skip its vote on text it cannot read;
+    None (the default) when unknown, which trusts it everywhere.
     """
 
     def __init__(self, model, tokenizer, pooling: str = "mean", normalize: bool = True,
                  max_length: int = 512, batch_size: int = 32, dtype: str = "float32",
-                 progress: bool = False) -> None:
+                 progress: bool = False, scripts: tuple[str, ...] | None = None) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if tokenizer is None:
@@ -102,6 +105,7 @@ class Embedder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.progress = progress
+        self.scripts = scripts
         if dtype not in (*DTYPES, "auto"):
             raise ValueError(f"dtype must be one of {(*DTYPES, 'auto')}, not {dtype!r}")
         cfg = self.encoder.config

@@ -81,20 +81,29 @@ def pydoc_set() -> JudgedSet:
 
 def answer_metrics(pipeline: RagPipeline, judged: JudgedSet) -> dict[str, float]:
     """Exact match and token F1 (best over the gold answers), how often the reply contains a
-    gold answer, and of the cited chunks the share that holds one; invented citations and
-    "not in the documents" replies are counted too."""
-    em = f1 = contained = cited = correct = dropped = refused = 0.0
+    gold answer, and for the model's own citations and the attributed ones apart (plus all
+    together): how many per answer, the share of answers with one, and the share of cited
+    chunks that hold a gold answer; invented citations and "not in the documents" replies
+    are counted too."""
+    em = f1 = contained = dropped = refused = 0.0
+    kinds = ("model", "attributed", "all")
+    cited, correct, answered = ({k: 0 for k in kinds} for _ in range(3))
     n = len(judged.queries)
     for q, question in judged.queries.items():
         answer, golds = pipeline.answer(question), judged.answers[q]
         em += max(exact_match(answer.text, g) for g in golds)
         f1 += max(token_f1(answer.text, g) for g in golds)
         contained += any(contains_answer(answer.text, g) for g in golds)
-        cited += len(answer.citations)
-        correct += sum(any(g in c.text for g in golds) for c in answer.citations)
+        for kind in kinds:
+            mine = [c for c in answer.citations if kind in ("all", c.kind)]
+            cited[kind] += len(mine)
+            correct[kind] += sum(any(g in c.text for g in golds) for c in mine)
+            answered[kind] += bool(mine)
         dropped += answer.dropped
         refused += not answer.found
-    return {"exact_match": em / n, "token_f1": f1 / n, "answer_contains_gold": contained / n,
-            "citations_per_answer": cited / n,
-            "citation_accuracy": correct / cited if cited else 0.0,
-            "invented_citations": dropped, "not_found": refused / n, "questions": n}
+    out = {"exact_match": em / n, "token_f1": f1 / n, "answer_contains_gold": contained / n}
+    for kind in kinds:
+        out |= {f"{kind}_citations_per_answer": cited[kind] / n,
+                f"{kind}_cited_answers": answered[kind] / n,
+                f"{kind}_citation_accuracy": correct[kind] / cited[kind] if cited[kind] else 0.0}
+    return out | {"invented_citations": dropped, "not_found": refused / n, "questions": n}

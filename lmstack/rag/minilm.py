@@ -23,7 +23,7 @@ def minilm_folder() -> Path:
 
 
 def load_minilm():
-    """An `Embedder` on the packaged all-MiniLM-L6-v2."""
+    """An `Embedder` on the packaged all-MiniLM-L6-v2, declared to read Latin script only."""
     from lmstack.embed.embedder import Embedder
 
-    return Embedder.from_folder(minilm_folder())
+    return Embedder.from_folder(minilm_folder(), scripts=("latin",))

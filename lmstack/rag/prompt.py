@@ -16,15 +16,35 @@ SYSTEM = ("You answer questions using only the numbered sources below. Keep the 
           "After each fact, cite its source by number in square brackets, like [1] or [2]. "
           "If the sources do not contain the answer, say that the documents do not say.")
 
+ANSWER_LINE_SYSTEM = "You answer questions using only the numbered sources."
+ANSWER_LINE_FORMAT = ("Reply with one short line: Answer: <the answer, copied from a source> [n], "
+                      "where n is the number of that source.")
+
 # "[1]", "[2, 3]" and "[2][3]": a bracket of numbers separated by commas.
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
+def numbered(hits: Sequence[Hit]) -> str:
+    return "\n\n".join(f"[{n}] ({h.source})\n{h.text}" for n, h in enumerate(hits, start=1))
+
+
 def rag_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
     """System rule, then one user turn holding the numbered sources and the question."""
-    sources = "\n\n".join(f"[{n}] ({h.source})\n{h.text}" for n, h in enumerate(hits, start=1))
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"}]
+            {"role": "user", "content": f"Sources:\n\n{numbered(hits)}\n\nQuestion: {question}"}]
+
+
+def answer_line_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
+    """The same sources, then the question and the reply's exact shape right before the
+    model starts: a small model follows a format shown last far better than a rule given
+    first, hundreds of tokens of sources earlier."""
+    return [{"role": "system", "content": ANSWER_LINE_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{numbered(hits)}\n\nQuestion: {question}"
+                                        f"\n\n{ANSWER_LINE_FORMAT}"}]
+
+
+# prompt layouts by name: RagPipeline(layout=...)
+LAYOUTS = {"sources_first": rag_messages, "answer_line": answer_line_messages}
 
 
 def cited_numbers(text: str) -> list[int]:

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-# CJK Unified Ideographs (with extension A) and the compatibility block: the characters that
-# Chinese text writes without spaces, so words cannot be found by splitting.
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
-_IS_CJK = re.compile(rf"[{_CJK}]")
+from lmstack.retrieve.scripts import CJK
+
+_TOKEN = re.compile(rf"[{CJK}]+|[^\W_{CJK}]+")
+_IS_CJK = re.compile(rf"[{CJK}]")
 
 
 def tokenize(text: str, chinese: str = "bigrams") -> list[str]:

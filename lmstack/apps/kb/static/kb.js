@@ -28,10 +28,12 @@ async function showSource(src) {
 }
 
 function showSources(answer) {
-  const cited = new Set(answer.citations.map((c) => c.number));
+  // ★ the model cited it; ☆ lmstack attributed the answer to it (the model cited nothing)
+  const cited = new Map(answer.citations.map((c) => [c.number, c.kind]));
   $("sources").replaceChildren(...answer.sources.map((src, i) => {
     const li = document.createElement("li");
-    li.textContent = `${cited.has(i + 1) ? "★ " : ""}${src.source} ` +
+    const mark = {model: "★ ", attributed: "☆ "}[cited.get(i + 1)] ?? "";
+    li.textContent = `${mark}${src.source} ` +
       `[${src.start}–${src.end}] (score ${src.score.toFixed(3)})`;
     li.onclick = () => showSource(src);
     return li;
