@@ -63,7 +63,8 @@ def stage_rag(run: Any) -> None:
         answer = pipeline.answer(question)
         seconds = time.perf_counter() - t0
         run.console.print(f"Q: {question}\nA: {answer.text[:200]}")
-        cited = [f"[{c.number}] `{c.source}` characters {c.start}–{c.end}"
+        cited = [f"[{c.number}]{' (attributed)' if c.kind == 'attributed' else ''} "
+                 f"`{c.source}` characters {c.start}–{c.end}"
                  for c in answer.citations] or ["(no valid citation)"]
         retrieved = ", ".join(f"`{h.source}`" for h in answer.hits)
         body += [f"**Q:** {question}", "", fence(answer.text), "",
@@ -74,7 +75,9 @@ def stage_rag(run: Any) -> None:
          f"at most 800 characters and indexed ({how}) in {index_s:.1f} s. For each question "
          f"the {opts['k']} best chunks go into the prompt as numbered sources; SmolLM2-135M-"
          "Instruct answers greedily and cites them as [n]; each citation maps back to a topic "
-         "and a character span. Citations of sources the prompt did not have are dropped."),
+         "and a character span. Citations of sources the prompt did not have are dropped. "
+         "When the model cites nothing (a 135M model often does not), lmstack cites the "
+         "source holding most of the answer's words, marked (attributed)."),
         "", *body,
         ("How often a 135M model answers right and cites the chunk that holds the answer is "
          "what `benchmarks/retrieval_quality.py` measures (exact match, F1, citation accuracy "
