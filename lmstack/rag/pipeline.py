@@ -70,7 +70,7 @@ class RagPipeline:
     """
 
     def __init__(self, retriever: Retriever, model: ChatModel, k: int = 4,
-                 min_score: float | None = None, layout: str = "answer_line",
+                 min_score: float | None = None, layout: str = "sources_first",
                  attribute: bool = True, **sampling: Any) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
