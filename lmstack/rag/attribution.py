@@ -2,7 +2,7 @@
 sentence of its answer came from.
 
 A 135M model reads sources well enough to copy the answer out of them but rarely writes the
-[n] markers a prompt asks for (SmolLM2-135M: 2 of 49 answers on the Python reference). The
+[n] markers a prompt asks for (SmolLM2-135M: in 1 of 49 answers on the Python reference). The
 usual fallback for small models (as in "RARR: Researching and Revising What Language Models
 Say", Gao et al., 2023, and the attribute-after-generation baselines of ALCE) is to attribute
 after generation: cite, for each answer sentence, the source that best supports it. Here

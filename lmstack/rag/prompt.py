@@ -37,7 +37,7 @@ def rag_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
 def answer_line_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
     """The same sources, then the question and the reply's exact shape right before the
     model starts, for models that follow a format shown last better than a rule given first.
-    SmolLM2-135M does not: it still cited 2 of 49 answers and held the gold answer less often
+    SmolLM2-135M does not: it still cited in 1 of 49 answers and held the gold answer less often
     (0.33 against 0.43; benchmarks/retrieval_quality.py), so sources_first is the default."""
     return [{"role": "system", "content": ANSWER_LINE_SYSTEM},
             {"role": "user", "content": f"Sources:\n\n{numbered(hits)}\n\nQuestion: {question}"
