@@ -69,6 +69,10 @@ def serve(
     adapter: list[str] | None = typer.Option(
         None, "--adapter", help="NAME=FOLDER: a PEFT LoRA adapter served as model "
         "`BASE:NAME` (repeat the option); requests with different adapters share one batch"),
+    image_model: list[Path] | None = typer.Option(
+        None, "--image-model", envvar="LMSTACK_IMAGE_MODEL",
+        help="a diffusion model folder drawn from at /v1/images/generations, named by its "
+        "folder (repeat the option); alone, no language model is loaded"),
 ) -> None:
     """Serve models over the OpenAI API (/v1/...), with a chat page at / (default: SmolLM2).
 
@@ -82,7 +86,11 @@ def serve(
     from lmstack.serve.logs import setup_logging
     from lmstack.serve.replica import Replica
 
-    paths = paths or [DEFAULT_MODEL]
+    paths = paths or ([] if image_model else [DEFAULT_MODEL])
+    for folder in image_model or []:
+        if not (folder / "config.json").is_file():
+            raise UserError(f"--image-model {folder}: no config.json there; give a folder "
+                            "saved by a diffusion model (benchmarks/diffusion.py, lmstack demo)")
     for path in paths:
         model_path(path)  # all present before any loads: a typo fails at once
     if max_num_seqs < 1 or max_queue < 1:
@@ -105,15 +113,19 @@ def serve(
     setup_logging(log_format, log_level.lower())
 
     def build() -> object:  # runs on a thread while the port already answers /health
+        from lmstack.multimodal.diffusion import load_diffusion
+
+        images = {folder.resolve().name: load_diffusion(folder) for folder in image_model or []}
         models = load_entries(paths, name, max_num_seqs=max_num_seqs,
                               max_model_len=max_model_len, max_queue=max_queue,
                               enable_prefix_caching=prefix_caching,
                               speculative_tokens=speculative_tokens,
-                              adapters=adapters or None)
+                              adapters=adapters or None) if paths else {}
         for entry in models.values():
             console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
-        return create_app(models, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
-                          allowed_hosts=allowed_hosts or None)
+        return create_app(models, api_key=api_key,
+                          max_body_bytes=int(max_body_mb * 2**20),
+                          allowed_hosts=allowed_hosts or None, image_models=images)
 
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"
                   + ("   (API key required)" if api_key else "") + "   (loading models)")

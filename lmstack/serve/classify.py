@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, field_validator
 
-from lmstack.serve.errors import invalid, model_not_found
+from lmstack.serve.errors import pick_served
 from lmstack.serve.protocol import APIRequest
 from lmstack.serve.schemas import V1
 
@@ -77,18 +77,10 @@ def _run(classifier: Any, texts: list[str]) -> list[dict[str, Any]]:
 @router.post("/v1/classify", response_model=None,
              responses={200: {"model": ClassificationList}, **V1})
 async def classify(req: ClassifyRequest, request: Request) -> dict[str, Any]:
-    classifiers: dict[str, Any] = request.app.state.classifiers
-    name = req.model
-    if name is None:
-        if len(classifiers) != 1:
-            raise invalid(f"Several classifiers are served ({', '.join(sorted(classifiers))}); "
-                          "name one in `model`.", "model")
-        name = next(iter(classifiers))
-    if name not in classifiers:
-        raise model_not_found(name, sorted(classifiers))
+    name, classifier = pick_served(request.app.state.classifiers, req.model, "classifier")
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     # The forward pass is CPU work: off the event loop, so other requests keep moving.
-    results = await asyncio.to_thread(_run, classifiers[name], texts)
+    results = await asyncio.to_thread(_run, classifier, texts)
     return {"object": "list", "model": name,
             "data": [{"object": "classification", "index": i, **r}
                      for i, r in enumerate(results)]}

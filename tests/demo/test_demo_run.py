@@ -38,7 +38,9 @@ def demo_out(tmp_path_factory, request):
                             "micro_batch_size": 1},
                "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8},
                "rag": {"max_tokens": 8, "model": real, "embedder": "bm25",
-                       "questions": RAG_QUESTIONS[:1]}}
+                       "questions": RAG_QUESTIONS[:1]},
+               "diffusion": {"minutes": 0.05, "widths": [16, 16], "per_class": 2, "steps": 4,
+                             "classifier_steps": 30}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
     return out, report.read_text(encoding="utf-8")
 
@@ -48,9 +50,18 @@ def test_report_has_a_section_per_stage(demo_out):
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
                       "Quantization", "Answers with citations (RAG)", "Fine-tuning with LoRA",
-                      "Timings"]
+                      "Diffusion: digits from noise", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
+
+
+def test_diffusion_drew_a_rated_grid(demo_out):
+    out, report = demo_out
+    section = report.split("## Diffusion: digits from noise")[1].split("\n## ")[0]
+    assert (out / "diffusion_grid.png").stat().st_size > 100
+    assert (out / "diffusion" / "config.json").is_file()  # a folder `serve --image-model` takes
+    assert "![generated digits](diffusion_grid.png)" in section
+    assert re.search(r"\d+% read as the requested digit .* (\d+) of 10 digits present", section)
 
 
 def test_training_lowered_the_loss_and_used_its_budget(demo_out):

@@ -82,6 +82,7 @@ def test_serve_bad_arguments(lm_folder, tmp_path):
          "--speculative-tokens must be >= 0"),
         (["serve", str(lm_folder), "--log-format", "xml"], "--log-format must be one of"),
         (["serve", str(lm_folder), "--grace-seconds", "-1"], "--grace-seconds must be >= 0"),
+        (["serve", "--image-model", str(tmp_path)], "no config.json there"),
     ]
     # All at once: each run pays for importing torch. Each on its own free port: the port
     # check comes first, so a busy port would hide the error under test, and a load error
