@@ -69,6 +69,11 @@ def serve(
     adapter: list[str] | None = typer.Option(
         None, "--adapter", help="NAME=FOLDER: a PEFT LoRA adapter served as model "
         "`BASE:NAME` (repeat the option); requests with different adapters share one batch"),
+    caption_model: list[Path] | None = typer.Option(
+        None, "--caption-model", envvar="LMSTACK_CAPTION_MODEL",
+        help="an image captioner folder (clip/ + decoder/, written by benchmarks/clip.py or "
+        "`lmstack demo`) served at POST /v1/images/captions and in the page's Image tab "
+        "(repeat the option); given alone, no language model is loaded"),
 ) -> None:
     """Serve models over the OpenAI API (/v1/...), with a chat page at / (default: SmolLM2).
 
@@ -82,7 +87,12 @@ def serve(
     from lmstack.serve.logs import setup_logging
     from lmstack.serve.replica import Replica
 
-    paths = paths or [DEFAULT_MODEL]
+    captioner_folders = caption_model or []
+    for folder in captioner_folders:
+        if not (folder / "clip").is_dir() or not (folder / "decoder").is_dir():
+            raise UserError(f"--caption-model {folder} is not a captioner folder: it needs "
+                            "clip/ and decoder/ (written by benchmarks/clip.py or lmstack demo)")
+    paths = paths if paths or captioner_folders else [DEFAULT_MODEL]
     for path in paths:
         model_path(path)  # all present before any loads: a typo fails at once
     if max_num_seqs < 1 or max_queue < 1:
@@ -105,15 +115,20 @@ def serve(
     setup_logging(log_format, log_level.lower())
 
     def build() -> object:  # runs on a thread while the port already answers /health
+        from lmstack.multimodal.caption_train import Captioner
+
         models = load_entries(paths, name, max_num_seqs=max_num_seqs,
                               max_model_len=max_model_len, max_queue=max_queue,
                               enable_prefix_caching=prefix_caching,
                               speculative_tokens=speculative_tokens,
-                              adapters=adapters or None)
+                              adapters=adapters or None) if paths else {}
+        captioners = {f.resolve().name: Captioner.load(f) for f in captioner_folders}
+        for caption_name in captioners:
+            console.print(f"[bold]{caption_name}[/] (caption)")
         for entry in models.values():
             console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
         return create_app(models, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
-                          allowed_hosts=allowed_hosts or None)
+                          allowed_hosts=allowed_hosts or None, captioners=captioners)
 
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"
                   + ("   (API key required)" if api_key else "") + "   (loading models)")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from lmstack.serve import chat, classify, completions, embeddings, rag
+from lmstack.serve import captions, chat, classify, completions, embeddings, rag
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -32,7 +32,8 @@ STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
 # "other", so scanners probing random URLs cannot blow up the number of series.
 COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify",
-           "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/"}
+           "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/",
+           "/v1/images/captions"}
 
 
 class CountRequests:
@@ -84,7 +85,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                allowed_hosts: list[str] | None = None,
                classifiers: dict[str, Any] | None = None, retriever: Any = None,
-               min_score: float | None = None) -> FastAPI:
+               min_score: float | None = None,
+               captioners: dict[str, Any] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
@@ -95,10 +97,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     `classify(texts)`, e.g. the sentiment app's TextClassifier), POST /v1/classify serves them.
     With a `retriever` (anything with `search(query, k)`,
     e.g. a knowledge base), /v1/retrieve and /v1/rag/answer serve it; `min_score` is the
-    answer's "not in the documents" threshold.
+    answer's "not in the documents" threshold. With `captioners` (name -> an image captioner,
+    see lmstack/serve/captions.py), POST /v1/images/captions serves them.
     """
-    if not models and not classifiers:
-        raise ValueError("create_app needs at least one model or classifier to serve")
+    if not models and not classifiers and not captioners:
+        raise ValueError("create_app needs at least one model or classifier (or captioner) to "
+                         "serve")
     state = ServerState(dict(models), api_key or None, Metrics())
 
     @asynccontextmanager
@@ -113,6 +117,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                   lifespan=lifespan, default_response_class=SafeJSONResponse)
     app.state.lmstack = state
     app.state.classifiers = dict(classifiers or {})
+    app.state.captioners = dict(captioners or {})
     started = int(time.time())
     app.state.retriever, app.state.min_score = retriever, min_score
     install_error_handlers(app)
@@ -135,7 +140,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     @v1.get("/v1/models", response_model=None, responses={200: {"model": ModelList}, **V1})
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": list(state.cards().values())
-                + classify.classifier_cards(app.state.classifiers, started)}
+                + classify.classifier_cards(app.state.classifiers, started)
+                + captions.captioner_cards(app.state.captioners, started)}
 
     @v1.get("/v1/models/{name:path}", response_model=None,
             responses={200: {"model": ModelCard}, **V1})
@@ -149,6 +155,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
         v1.include_router(module.router)
     if classifiers:
         v1.include_router(classify.router)
+    if captioners:
+        v1.include_router(captions.router)
     app.include_router(v1)
 
     @app.get("/health", response_model=None, responses={

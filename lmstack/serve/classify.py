@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, field_validator
 
-from lmstack.serve.errors import invalid, model_not_found
+from lmstack.serve.errors import pick_served
 from lmstack.serve.protocol import APIRequest
 from lmstack.serve.schemas import V1
 
@@ -78,14 +78,7 @@ def _run(classifier: Any, texts: list[str]) -> list[dict[str, Any]]:
              responses={200: {"model": ClassificationList}, **V1})
 async def classify(req: ClassifyRequest, request: Request) -> dict[str, Any]:
     classifiers: dict[str, Any] = request.app.state.classifiers
-    name = req.model
-    if name is None:
-        if len(classifiers) != 1:
-            raise invalid(f"Several classifiers are served ({', '.join(sorted(classifiers))}); "
-                          "name one in `model`.", "model")
-        name = next(iter(classifiers))
-    if name not in classifiers:
-        raise model_not_found(name, sorted(classifiers))
+    name = pick_served(req.model, classifiers, "classifier")
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     # The forward pass is CPU work: off the event loop, so other requests keep moving.
     results = await asyncio.to_thread(_run, classifiers[name], texts)

@@ -54,6 +54,18 @@ def model_not_found(name: str, known: list[str]) -> APIError:
                     "invalid_request_error", "model", "model_not_found")
 
 
+def pick_served(name: str | None, served: dict, kind: str) -> str:
+    """The served name a request means: `model` may be left out when only one is served."""
+    if name is None:
+        if len(served) != 1:
+            raise invalid(f"Several {kind}s are served ({', '.join(sorted(served))}); "
+                          "name one in `model`.", "model")
+        return next(iter(served))
+    if name not in served:
+        raise model_not_found(name, sorted(served))
+    return name
+
+
 def context_length_exceeded(message: str, param: str = "messages") -> APIError:
     return APIError(400, message, "invalid_request_error", param, "context_length_exceeded")
 
