@@ -92,7 +92,7 @@ def serve(
         if not (folder / "clip").is_dir() or not (folder / "decoder").is_dir():
             raise UserError(f"--caption-model {folder} is not a captioner folder: it needs "
                             "clip/ and decoder/ (written by benchmarks/clip.py or lmstack demo)")
-    paths = paths if paths or captioner_folders else [DEFAULT_MODEL]
+    paths = paths or ([] if captioner_folders else [DEFAULT_MODEL])
     for path in paths:
         model_path(path)  # all present before any loads: a typo fails at once
     if max_num_seqs < 1 or max_queue < 1:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import httpx
 import numpy as np
 import pytest
-from cli_helpers import run_lmstack
+from cli_helpers import run_lmstack, start_lmstack
 from PIL import Image
 
 from lmstack.multimodal.shapes import make_shapes
@@ -81,6 +82,31 @@ def test_models_and_page_offer_the_captioner(server):
     assert 'id="caption"' in page and "/static/caption.js" in page
     script = httpx.get(f"{server.url}/static/caption.js", timeout=10)
     assert script.status_code == 200 and "/v1/images/captions" in script.text
+
+
+def test_cli_serves_a_captioner_folder_alone(tiny_captioner, tmp_path, free_port):
+    folder = tiny_captioner.save(tmp_path / "shapes-captioner")
+    proc = start_lmstack("serve", "--caption-model", str(folder), "--port", str(free_port))
+    url = f"http://127.0.0.1:{free_port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # no language model loads: ready in seconds
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        images, _ = make_shapes(1, seed=7)
+        b64 = png_b64(images[0])
+        r = httpx.post(f"{url}/v1/images/captions", json={"image": b64}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "shapes-captioner"
+        pixels = decode_image(b64, (3, 16, 16))
+        assert r.json()["text"] == tiny_captioner.describe(pixels, "en")[0]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
 
 
 def test_cli_refuses_a_folder_that_is_not_a_captioner(tmp_path, free_port):
