@@ -149,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         if encoder == "cnn":
             config.vision_config.cnn_widths = [16, 32]
         towers[name] = train(name, CaptionedImages(images, captions, groups, tok), config, steps)
-        report[name]["seen_combinations"] = evaluate_shapes(towers[name], seen_x, seen)
-        report[name]["held_out_combinations"] = evaluate_shapes(towers[name], held_x, held)
+        report[name]["seen_combinations"] = evaluate_shapes(towers[name], seen_x, seen,
+                                                            (held_x, held))
+        report[name]["held_out_combinations"] = evaluate_shapes(towers[name], held_x, held,
+                                                                (seen_x, seen))
         print(name, report[name], flush=True)
     best = max(towers, key=lambda n: report[n]["seen_combinations"]["en_caption"])
 

@@ -44,8 +44,8 @@ def stage_clip(run: Any) -> None:
     clip_s = time.perf_counter() - t0
     seen_x, seen = make_shapes(o["test_images"], seed=100, split="train")
     held_x, held = make_shapes(o["test_images"], seed=101, split="held_out")
-    scores = {"seen": evaluate_shapes(clip, seen_x, seen),
-              "unseen": evaluate_shapes(clip, held_x, held)}
+    scores = {"seen": evaluate_shapes(clip, seen_x, seen, (held_x, held)),
+              "unseen": evaluate_shapes(clip, held_x, held, (seen_x, seen))}
     rows = [f"| {name} | {lang} | " + " | ".join(pct(s[f"{lang}_{k}"]) for k in
                                                  ("colour", "shape", "position", "caption"))
             + f" | {pct(s[f'{lang}_t2i_r1'])} |"

@@ -19,7 +19,7 @@ from lmstack.models.clip import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisio
 from lmstack.multimodal.captioned import CaptionedImages
 from lmstack.multimodal.image_text import ImageTextModel
 from lmstack.multimodal.retrieval_metrics import recall_at_k, zero_shot
-from lmstack.multimodal.shapes import ALL_SHAPES, COLOURS, POSITIONS, SHAPES, Shape, digit_caption
+from lmstack.multimodal.shapes import ALL_SHAPES, Shape, digit_caption
 
 
 def small_clip_config(vocab_size: int, image_size: int, channels: int, patch: int,
@@ -89,14 +89,20 @@ def evaluate_digits(itm: ImageTextModel, images: np.ndarray, labels: np.ndarray
     return {k: round(v, 4) for k, v in result.items()}
 
 
-def evaluate_shapes(itm: ImageTextModel, images: np.ndarray, shapes: list[Shape]
-                    ) -> dict[str, float]:
+def evaluate_shapes(itm: ImageTextModel, images: np.ndarray, shapes: list[Shape],
+                    others: tuple[np.ndarray, list[Shape]] | None = None) -> dict[str, float]:
     """Per language, against all 48 captions (unseen combinations included): zero-shot
-    accuracy of the whole caption and of its colour, shape and position; recall@1/5 both ways
-    (text queries: the captions of the combinations present in the gallery)."""
+    accuracy of the whole caption and of its colour, shape and position, and image->text
+    recall@1/5, for `images`; text->image recall@1/5 with the captions of the combinations in
+    `images` as queries, searching `images` plus `others` (pictures of other combinations:
+    among unseen combinations alone, colour and place would give the answer away)."""
     image_emb = itm.encode_images(images)
     truth = [ALL_SHAPES.index(s) for s in shapes]
     present = sorted(set(truth))
+    gallery, gallery_truth = image_emb, truth
+    if others is not None:
+        gallery = torch.cat([image_emb, itm.encode_images(others[0])])
+        gallery_truth = truth + [ALL_SHAPES.index(s) for s in others[1]]
     result = {}
     for lang in ("en", "zh"):
         text_emb = itm.encode_text([s.caption(lang) for s in ALL_SHAPES])
@@ -107,11 +113,7 @@ def evaluate_shapes(itm: ImageTextModel, images: np.ndarray, shapes: list[Shape]
             result[f"{lang}_{attr}"] = float(np.mean([getattr(g, attr) == getattr(s, attr)
                                                       for g, s in zip(guessed, shapes)]))
         i2t = recall_at_k(image_emb, truth, text_emb, range(len(ALL_SHAPES)))
-        t2i = recall_at_k(text_emb[present], present, image_emb, truth)
+        t2i = recall_at_k(text_emb[present], present, gallery, gallery_truth)
         result |= {f"{lang}_i2t_r{k}": v for k, v in i2t.items()}
         result |= {f"{lang}_t2i_r{k}": v for k, v in t2i.items()}
     return {k: round(v, 4) for k, v in result.items()}
-
-
-CHANCE = {"digits": 1 / 10, "caption": 1 / len(ALL_SHAPES), "colour": 1 / len(COLOURS),
-          "shape": 1 / len(SHAPES), "position": 1 / len(POSITIONS)}
