@@ -1,8 +1,9 @@
 """A captioner (frozen CLIP + prefix decoder) that describes images and answers questions
 about them: training with the Trainer, saving as a folder, and scoring on held-out images.
 
-Scores: exact match and corpus BLEU-4 of the greedy caption against the template caption
-(tokens: English words, Chinese characters), per language; Q&A accuracy per question type.
+Scores: exact match and corpus BLEU (4-grams; 3 for the three-word digit captions) of the
+greedy caption against the template caption (tokens: English words, Chinese characters), per
+language; Q&A accuracy per question type.
 """
 
 from __future__ import annotations
@@ -90,16 +91,16 @@ def train_captioner(clip: ImageTextModel, images: np.ndarray, examples, out: str
     return Captioner(clip, decoder), summary
 
 
-def caption_scores(captioner: Captioner, images: np.ndarray, references: dict[str, list[str]]
-                   ) -> dict[str, float]:
-    """Exact match and BLEU-4 per language; references: lang -> one caption per image."""
+def caption_scores(captioner: Captioner, images: np.ndarray, references: dict[str, list[str]],
+                   max_n: int = 4) -> dict[str, float]:
+    """Exact match and BLEU-`max_n` per language; references: lang -> one caption per image."""
     result = {}
     tokenize = captioner.clip.tokenizer.tokenize
     for lang, refs in references.items():
         hyps = captioner.describe(images, lang)
         result[f"{lang}_exact"] = float(np.mean([h == r for h, r in zip(hyps, refs)]))
-        result[f"{lang}_bleu4"] = corpus_bleu([tokenize(h) for h in hyps],
-                                              [tokenize(r) for r in refs])
+        result[f"{lang}_bleu{max_n}"] = corpus_bleu([tokenize(h) for h in hyps],
+                                                    [tokenize(r) for r in refs], max_n)
     return {k: round(v, 4) for k, v in result.items()}
 
 
@@ -120,5 +121,6 @@ def evaluate_shape_captions(captioner: Captioner, images: np.ndarray, shapes: Se
 
 def evaluate_digit_captions(captioner: Captioner, images: np.ndarray, labels: np.ndarray
                             ) -> dict[str, float]:
+    """Exact match and BLEU-3: "a handwritten seven" has no 4-grams, so BLEU-4 would be 0."""
     return caption_scores(captioner, images, {lang: [digit_caption(int(d), lang) for d in labels]
-                                              for lang in ("en", "zh")})
+                                              for lang in ("en", "zh")}, max_n=3)
