@@ -70,7 +70,7 @@ def stage_clip(run: Any) -> None:
     run.console.print(*caption_rows, sep="\n")
     run.section("Image and text (CLIP)", "\n".join([
         (f"A CLIP (`lmstack.models.clip`, transformers' CLIPModel layout: a ViT over 4x4 "
-         f"patches and a causal text Transformer, {o['width']} wide, {o['layers']} layer(s)) "
+         f"patches and a causal text Transformer, {o['width']} wide, depth {o['layers']}) "
          f"trained from random weights for {summary['step']} steps ({clip_s:.0f} s) on "
          f"{o['pairs']} procedural 16x16 shapes captioned half in English, half in Chinese "
          "(\"a red circle at the top left\" / \"左上角的红色圆形\"). Zero-shot accuracy on new "
