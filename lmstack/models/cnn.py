@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmstack.fileio import atomic_write, atomic_write_text
+from lmstack.models.small_folder import save_small_folder
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1,
@@ -120,13 +120,7 @@ class ImageClassifier(nn.Module):
         self.config = config
 
     def save_pretrained(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "config.json", json.dumps(asdict(self.config), indent=2))
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        atomic_write(folder / "model.safetensors", lambda tmp: save_file(state, tmp))
+        save_small_folder(folder, asdict(self.config), self)
 
 
 class LeNet(ImageClassifier):

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from lmstack.serve import chat, classify, completions, embeddings, images, rag
+from lmstack.serve import captions, chat, classify, completions, embeddings, rag
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -33,6 +34,8 @@ STATIC = Path(__file__).parent / "static"
 # "other", so scanners probing random URLs cannot blow up the number of series.
 COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify",
            "/v1/images/generations", "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/"}
+           "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/",
+           "/v1/images/captions"}
 
 
 class CountRequests:
@@ -86,6 +89,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                classifiers: dict[str, Any] | None = None, retriever: Any = None,
                min_score: float | None = None,
                image_models: dict[str, Any] | None = None) -> FastAPI:
+               captioners: dict[str, Any] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
     The page, /health and /metrics stay open (load balancers and Prometheus scrape them
@@ -102,6 +106,12 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     if not models and not classifiers and not image_models:
         raise ValueError("create_app needs at least one model or classifier (or image model) "
                          "to serve")
+    answer's "not in the documents" threshold. With `captioners` (name -> an image captioner,
+    see lmstack/serve/captions.py), POST /v1/images/captions serves them.
+    """
+    if not models and not classifiers and not captioners:
+        raise ValueError("create_app needs at least one model or classifier (or captioner) to "
+                         "serve")
     state = ServerState(dict(models), api_key or None, Metrics())
 
     @asynccontextmanager
@@ -117,6 +127,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     app.state.lmstack = state
     app.state.classifiers = dict(classifiers or {})
     app.state.image_models = dict(image_models or {})
+    app.state.captioners = dict(captioners or {})
     started = int(time.time())
     app.state.retriever, app.state.min_score = retriever, min_score
     install_error_handlers(app)
@@ -141,6 +152,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
         return {"object": "list", "data": list(state.cards().values())
                 + classify.classifier_cards(app.state.classifiers, started)
                 + images.image_model_cards(app.state.image_models, started)}
+                + captions.captioner_cards(app.state.captioners, started)}
 
     @v1.get("/v1/models/{name:path}", response_model=None,
             responses={200: {"model": ModelCard}, **V1})
@@ -156,6 +168,8 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
         v1.include_router(classify.router)
     if image_models:
         v1.include_router(images.router)
+    if captioners:
+        v1.include_router(captions.router)
     app.include_router(v1)
 
     @app.get("/health", response_model=None, responses={

@@ -22,6 +22,8 @@ TINY = {
                            "num_attention_heads": 2, "num_key_value_heads": 2,
                            "max_position_embeddings": 64, "tie_word_embeddings": True},
                  "seq_len": 32, "eval_batches": 2, "precision": "fp32", "warmup_steps": 5},
+    "clip": {"pairs": 256, "clip_steps": 20, "caption_steps": 20, "batch": 32, "width": 32,
+             "layers": 1, "test_images": 40},
 }
 
 
@@ -51,6 +53,7 @@ def test_report_has_a_section_per_stage(demo_out):
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
                       "Quantization", "Answers with citations (RAG)", "Fine-tuning with LoRA",
                       "Diffusion: digits from noise", "Timings"]
+                      "Image and text (CLIP)", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -114,6 +117,16 @@ def test_rag_stage_answered_with_sources(demo_out):
     rag = report.split("## Answers with citations (RAG)")[1].split("\n## ")[0]
     assert f"**Q:** {RAG_QUESTIONS[0]}" in rag
     assert "`assert`" in rag.split("Retrieved: ")[1].split(".")[0]  # the topic that answers
+
+
+def test_clip_stage_trained_searched_and_captioned(demo_out):
+    out, report = demo_out
+    clip = report.split("## Image and text (CLIP)")[1].split("\n## ")[0]
+    assert len(re.findall(r"^\| (seen|unseen) \| (en|zh) \|", clip, flags=re.MULTILINE)) == 4
+    assert (out / "clip_search.png").stat().st_size > 0 and "(clip_search.png)" in clip
+    assert len(re.findall(r"^\| \d \| a \w+ \w+ at the", clip, flags=re.MULTILINE)) == 4
+    assert (out / "clip" / "captioner" / "decoder" / "model.safetensors").is_file()
+    assert "--caption-model" in clip
 
 
 def test_a_later_stage_reuses_earlier_artifacts(demo_out, tmp_path):
