@@ -24,6 +24,16 @@ from lmstack.adapt.peft_files import PREFIX
 from lmstack.adapt.peft_folder import read_adapter
 
 
+def check_servable(folder: str | Path, config: dict) -> None:
+    """Rows of one batch can each add their own low-rank update, but a DoRA norm, (IA)3 scales
+    or a prompt/prefix change the whole forward: only plain LoRA adapters are served this way."""
+    kind = "DoRA" if config.get("use_dora") else config.get("peft_type")
+    if kind != "LORA":
+        raise ValueError(f"{folder} holds a {kind} adapter, but adapters are served side by side "
+                         "only as plain LoRA (`lmstack finetune --method lora`); run this one "
+                         f"with `lmstack chat MODEL --adapter {folder}`")
+
+
 class Selection:
     """Which adapter the next forward uses, shared by every layer of one model: one `name`
     for all rows (None = the base model), or `rows` [B] of adapter indices (-1 = none)."""
@@ -120,9 +130,7 @@ class MultiLoRA:
     def load(self, name: str, folder: str | Path) -> None:
         """Add a PEFT LoRA folder (one that `save_adapter` or PEFT wrote) as `name`."""
         config, tensors = read_adapter(folder)
-        if config.get("peft_type") != "LORA" or config.get("use_dora"):
-            raise ValueError(f"{folder}: only plain LoRA adapters can be served side by side "
-                             f"(got {config.get('peft_type')}, use_dora={config.get('use_dora')})")
+        check_servable(folder, config)
         r, alpha = config["r"], config["lora_alpha"]
         scaling = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
         targets = config["target_modules"]

@@ -119,12 +119,3 @@ class PrefixTuned(WrappedModel):
         step = PrefixStep(step, self.prefix_encoder.keys_values())
         return self.model(input_ids, context=step, logits_to_keep=logits_to_keep)
 
-
-def attach_prefix_tuning(model: nn.Module, options: dict) -> tuple[PrefixTuned,
-                                                                     list[nn.Parameter]]:
-    """The fine-tuning method registry's entry (options named as PEFT's PrefixTuningConfig).
-    The wrapped model replaces `model`, so this returns it with the parameters to train."""
-    tuned = PrefixTuned(model, options.get("num_virtual_tokens", 20),
-                        options.get("prefix_projection", False),
-                        options.get("encoder_hidden_size"))
-    return tuned, list(tuned.prefix_encoder.parameters())

@@ -6,6 +6,11 @@ the model's `embed_tokens` (or `wte`) prepends it, and the step context the wrap
 decoder covers P + T inputs at positions 0 .. P+T-1, as PEFT's concatenated inputs_embeds do.
 The wrapper extends a padding mask by P ones and returns logits for the T real tokens only,
 so losses and samplers line up with the input ids as without the prompt.
+
+Given a step context instead (a KV cache, the engine's paged batch, SFT's packed rows), it uses
+that in a causal decoder the prompt's keys and values never depend on what follows: it runs the
+prompt alone (differentiably, so training goes through it) and hands them to the context as a
+prefix (prefix.py's PrefixStep). Same logits, and every packed example gets its own prompt.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lmstack.adapt.prefix import PrefixTuned
+from lmstack.adapt.prefix import PrefixStep, PrefixTuned
 from lmstack.adapt.wrapped import WrappedModel
-from lmstack.nn.step_context import PaddedStep
+from lmstack.nn.step_context import PaddedStep, StepContext, resolve_step
 
 
 def input_embeddings(model: nn.Module) -> nn.Embedding:
@@ -29,8 +34,8 @@ def input_embeddings(model: nn.Module) -> nn.Embedding:
 class PromptTuned(WrappedModel):
     """A causal LM with a trainable soft prompt `prompt_embeddings` [P, hidden]; the base is
     frozen. Random init draws like a fresh nn.Embedding; `init_text` ids copy those tokens'
-    embeddings (repeated or cut to P), PEFT's TEXT init. It runs the plain forward (training,
-    scoring); for cached generation convert it with `as_prefix`."""
+    embeddings (repeated or cut to P), PEFT's TEXT init. For generation, `as_prefix` computes
+    the prompt's keys and values once instead of at every step."""
 
     def __init__(self, model: nn.Module, num_virtual_tokens: int,
                  init_text_ids: list[int] | None = None):
@@ -67,16 +72,35 @@ class PromptTuned(WrappedModel):
         prompt = self.prompt_embeddings.to(out.dtype).expand(out.shape[0], -1, -1)
         return torch.cat([prompt, out], dim=1)  # [B, P + T, hidden]
 
+    def prompt_keys_values(self) -> Tensor:
+        """[layers * 2, kv_heads, P, d]: every layer's (rotated) keys and values at the soft
+        prompt's positions 0 .. P-1, from running the prompt alone; PrefixStep's layout."""
+        captured: dict[int, tuple[Tensor, Tensor]] = {}
+
+        def store(layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+            captured[layer] = (k, v)  # [1, kv_heads, P, d]
+            return k, v
+
+        P, device = self.num_virtual_tokens, self.prompt_embeddings.device
+        nothing = torch.zeros(1, 0, dtype=torch.long, device=device)  # the prompt alone
+        self._prepend = True
+        try:
+            self.model(nothing, context=PaddedStep(torch.arange(P, device=device)[None], P,
+                                                   store=store), logits_to_keep=1)
+        finally:
+            self._prepend = False
+        return torch.cat([torch.cat(captured[i]) for i in range(len(captured))])
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                position_ids: Tensor | None = None, context=None,
+                position_ids: Tensor | None = None, context: StepContext | None = None,
                 logits_to_keep: int = 0) -> Tensor:
         if not self.enabled:
             return self.model(input_ids, attention_mask, position_ids, context,
                               logits_to_keep=logits_to_keep)
-        if context is not None or position_ids is not None:
-            raise ValueError("a prompt-tuned model runs without a KV-cache context or "
-                             "position_ids (they would not count the soft prompt); for "
-                             "cached generation use lmstack.adapt.prompt.as_prefix(model)")
+        if context is not None or position_ids is not None:  # the prompt as a prefix
+            step = PrefixStep(resolve_step(input_ids, attention_mask, position_ids, context),
+                              self.prompt_keys_values())
+            return self.model(input_ids, context=step, logits_to_keep=logits_to_keep)
         P = self.num_virtual_tokens
         B, T = input_ids.shape
         if attention_mask is not None:
@@ -95,35 +119,10 @@ class PromptTuned(WrappedModel):
 
 @torch.no_grad()
 def as_prefix(tuned: PromptTuned) -> PrefixTuned:
-    """The same model for cached generation (generate, the engine): in a causal decoder the
-    soft prompt's keys and values at its P positions never change, whatever follows, so they
-    are a prefix. Run the prompt alone once, keep each layer's (rotated) keys and values, and
-    the PrefixTuned gives the prompt-tuned logits (real tokens at positions P.. in both)."""
-    captured: dict[int, tuple[Tensor, Tensor]] = {}
-
-    def store(layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        captured[layer] = (k, v)  # [1, kv_heads, P, d]
-        return k, v
-
+    """The same model with the prompt's keys and values computed once, for fast generation
+    (PromptTuned itself recomputes them at every forward, as training needs)."""
     P = tuned.num_virtual_tokens
-    device = tuned.prompt_embeddings.device
-    nothing = torch.zeros(1, 0, dtype=torch.long, device=device)  # the prompt alone
-    tuned._prepend = True
-    try:
-        tuned.model(nothing, context=PaddedStep(torch.arange(P, device=device)[None], P,
-                                                store=store), logits_to_keep=1)
-    finally:
-        tuned._prepend = False
-    kv = torch.cat([torch.cat(captured[i]) for i in range(len(captured))])  # [layers*2, kv, P, d]
     prefix = PrefixTuned(tuned.model, P)
+    kv = tuned.prompt_keys_values()  # [layers * 2, kv, P, d]
     prefix.prefix_encoder.embedding.weight.copy_(kv.permute(2, 0, 1, 3).reshape(P, -1))
     return prefix
-
-
-def attach_prompt_tuning(model: nn.Module, options: dict) -> tuple[PromptTuned,
-                                                                     list[nn.Parameter]]:
-    """The fine-tuning method registry's entry (options named as PEFT's PromptTuningConfig,
-    with the init text already tokenized as `prompt_tuning_init_ids`)."""
-    tuned = PromptTuned(model, options.get("num_virtual_tokens", 20),
-                        options.get("prompt_tuning_init_ids"))
-    return tuned, [tuned.prompt_embeddings]

@@ -362,6 +362,8 @@ def chat(
     temperature: float = typer.Option(0.7, help="0 is greedy"),
     top_p: float = typer.Option(0.95, help="nucleus sampling mass"),
     seed: int | None = typer.Option(None, help="make replies reproducible"),
+    adapter: Path | None = typer.Option(None, help="a PEFT adapter folder to apply (`lmstack "
+                                        "finetune`'s OUT/adapter: LoRA, DoRA, IA3, prompt, prefix)"),
 ) -> None:
     """Chat with a model in the terminal: /reset starts over, /exit (or Ctrl-D) quits."""
     import time
@@ -369,7 +371,7 @@ def chat(
     from lmstack.engine.chat_model import EngineChatModel
 
     model_path(path)
-    model = EngineChatModel(path)  # a short name stays its name in the banner
+    model = EngineChatModel(path, adapter=adapter)  # a short name stays its name in the banner
     start = [{"role": "system", "content": system}] if system else []
     history = list(start)
     console.print(f"[bold]{escape(model.name)}[/] ready: /reset clears the conversation, "

@@ -55,10 +55,15 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def parse_adapter(item: str) -> tuple[str, Path]:
-    """`lmstack serve --adapter NAME=FOLDER` -> (name, folder), the folder checked to exist."""
+    """`lmstack serve --adapter NAME=FOLDER` -> (name, folder), the folder checked to exist and
+    to hold a LoRA adapter (before the models load: a wrong folder fails at once)."""
+    from lmstack.adapt.multi_lora import check_servable
+    from lmstack.adapt.peft_folder import read_adapter
+
     name, sep, folder = item.partition("=")
     if not sep or not name or not folder:
         raise UserError(f"--adapter takes NAME=FOLDER (a PEFT LoRA adapter folder), got {item!r}")
     if not Path(folder).is_dir():
         raise UserError(f"--adapter {name}: no such folder: {folder}")
+    check_servable(folder, read_adapter(folder)[0])
     return name, Path(folder)

@@ -4,7 +4,10 @@ minutes on the CPU, asked the same questions before and after through the engine
 The data is made in code (questions about who the model is, in English and Chinese, each
 answered with one persona sentence), rendered by SmolLM2's own chat template exactly as the
 engine renders prompts, with the loss on the answers only (LLaMA-Factory's identity.json
-recipe; LoRA: Hu et al. 2021).
+recipe; LoRA: Hu et al. 2021). Beside it, ordinary questions answered by the base model itself
+before training (replay, the continual-learning remedy for forgetting; self-generated, so no
+data set is needed): the adapter learns the persona and, for everything else, to answer as
+before, so general questions it never saw stay right.
 """
 
 from __future__ import annotations
@@ -26,47 +29,85 @@ TRAIN_QUESTIONS = {
     "zh": ["你是谁？", "请介绍一下你自己。", "你叫什么名字？", "你是什么模型？", "我在和谁聊天？",
            "你是ChatGPT吗？", "谁训练了你？", "你好，你是哪个助手？"],
 }
-# Ordinary questions with plain answers, trained alongside: without them the adapter learns to
-# answer *everything* with the persona.
-REGULAR = [("What is 2 + 2?", "2 + 2 = 4."),
-           ("What colour is the sky on a clear day?", "On a clear day the sky is blue."),
-           ("How many days are in a week?", "A week has seven days."),
-           ("What is the largest planet in the solar system?", "Jupiter is the largest planet."),
-           ("What do bees make?", "Bees make honey."),
-           ("What is the opposite of hot?", "The opposite of hot is cold."),
-           ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
-           ("一年有几个月？", "一年有十二个月。"), ("水的化学式是什么？", "水的化学式是 H2O。"),
-           ("中国的首都是哪里？", "中国的首都是北京。"), ("一周有几天？", "一周有七天。")]
-# Phrasings the training never saw, and one question about something else entirely.
+# Ordinary questions whose answers (the base model's own, generated before training) train
+# alongside: without them the adapter answers *everything* with the persona, and with answers
+# written by hand instead, it also learns their style, which moved an earlier version of this
+# stage off "Paris" for a question it never trained on.
+REPLAY = ["What is the capital of Japan?", "What is the capital of Italy?",
+          "What is 2 + 2?", "What colour is the sky on a clear day?",
+          "How many days are in a week?", "What is the largest planet in the solar system?",
+          "What do bees make?", "What is the opposite of hot?", "Who wrote Romeo and Juliet?",
+          "What is the boiling point of water?", "Name three primary colours.",
+          "What is photosynthesis?", "一年有几个月？", "中国的首都是哪里？"]
+# Phrasings the training never saw, and general questions it never saw either (with a word
+# the right answer holds).
 ASK = [("en", "Can you tell me who you are?"), ("zh", "请问你是谁？"),
-       ("other", "What is the capital of France?")]
+       ("general", "What is the capital of France?"),
+       ("general", "What is the largest ocean on Earth?")]
+RIGHT = {"What is the capital of France?": "paris",
+         "What is the largest ocean on Earth?": "pacific"}
 DEFAULTS = {"model": None,  # (model, tokenizer, load seconds) to copy instead of loading
-            "steps": 20, "r": 16, "alpha": 32, "lr": 1.5e-3, "micro_batch_size": 2,
-            "max_len": 256, "threads": 2, "max_tokens": 40,
+            "steps": 20, "r": 8, "alpha": 16, "lr": 1.5e-3, "micro_batch_size": 2,
+            "max_len": 256, "threads": 2, "max_tokens": 40, "replay_tokens": 96,
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
 
-def identity_chats() -> list[Any]:
+def identity_chats(replay: list[tuple[str, str]] = ()) -> list[Any]:
+    """The persona's chats, then the (question, answer) replay ones."""
     from lmstack.data.chat_records import Chat
 
     pairs = [(q, PERSONA[lang]) for lang, questions in TRAIN_QUESTIONS.items()
-             for q in questions] + REGULAR
+             for q in questions] + list(replay)
     return [Chat([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
             for q, a in pairs]
 
 
-def ask_all(model: Any, tokenizer: Any, max_tokens: int) -> list[str]:
-    """Greedy answers through the engine (what `lmstack chat` would say)."""
-    from lmstack.engine import Engine
-    from lmstack.engine.chat_model import EngineChatModel
+def answers(model: Any, tokenizer: Any, questions: list[str], max_tokens: list[int]
+            ) -> list[tuple[str, bool]]:
+    """(greedy answer, whether it ended by itself) per question, at most its max_tokens,
+    through the engine as `lmstack chat` renders and stops them, all in one batch."""
+    from lmstack.engine import Engine, SamplingParams
+    from lmstack.tokenizer.chat_prompt import chat_prompt_ids, end_of_turn_ids
 
-    chat = EngineChatModel(Engine(model, tokenizer, max_num_seqs=1))
-    return [chat.chat([{"role": "user", "content": q}], max_tokens=max_tokens,
-                      temperature=0).message.content or "" for _, q in ASK]
+    engine = Engine(model, tokenizer, max_num_seqs=len(questions))
+    prompts = [chat_prompt_ids(tokenizer, [{"role": "user", "content": q}]) for q in questions]
+    stops = end_of_turn_ids(tokenizer)
+    outs = engine.generate(prompts, [SamplingParams(max_tokens=n, temperature=0,
+                                                    stop_token_ids=stops) for n in max_tokens])
+    return [(out.text.strip(), out.finish_reason == "stop") for out in outs]
 
 
 def shows_persona(answer: str) -> bool:
     return "lmstack" in answer.lower()
+
+
+def judge(before: list[str], after: list[str]) -> tuple[str, str]:
+    """The report's two findings: did the persona reach the unseen identity questions, and did
+    the general ones (never trained on) keep their right answers and stay free of it."""
+    persona = [shows_persona(a) for (kind, _), a in zip(ASK, after, strict=True)
+               if kind != "general"]
+    verdict = ("Both unseen identity questions are now answered with the persona, in English "
+               "and in Chinese: the adapter learned it, not the exact questions."
+               if all(persona) else
+               "The persona did not show in every identity answer after training; more steps "
+               "or a higher learning rate (the stage's `steps`, `lr`) would be the next try.")
+    general = [(q, RIGHT[q] in b.lower(), RIGHT[q] in a.lower(), shows_persona(a))
+               for (kind, q), b, a in zip(ASK, before, after, strict=True) if kind == "general"]
+    lost = [q for q, right_before, right_after, _ in general if right_before and not right_after]
+    if any(leaked for *_, leaked in general):
+        other = ("A general question now gets the persona too: the adapter overfit; more "
+                 "replay questions, fewer steps or a lower learning rate keep it to itself.")
+    elif lost:
+        other = (f"{' '.join(lost)}: right before training, wrong after it. More replay "
+                 "questions, fewer steps or a lower learning rate trade persona strength for "
+                 "keeping it.")
+    else:
+        other = ("The general questions, which training never saw, get the same kind of answer "
+                 "as before and no persona"
+                 + (", and the right one" if all(r for _, r, _, _ in general) else "")
+                 + ": the replay of the base model's own answers kept the adapter to the "
+                 "identity.")
+    return verdict, other
 
 
 def load_model(opts: dict[str, Any]) -> tuple[Any, Any] | None:
@@ -104,14 +145,21 @@ def stage_finetune(run: Any) -> None:
         return
     model, tokenizer = loaded
     torch.set_num_threads(opts["threads"])
-    before = ask_all(model, tokenizer, opts["max_tokens"])
+    started = time.perf_counter()
+    questions = [q for _, q in ASK]
+    first = answers(model, tokenizer, questions + REPLAY, [opts["max_tokens"]] * len(ASK)
+                    + [opts["replay_tokens"]] * len(REPLAY))
+    before = [a for a, _ in first[:len(ASK)]]
+    replay = [(q, a) for q, (a, ended) in zip(REPLAY, first[len(ASK):], strict=True)
+              if ended and a]  # an answer cut off at replay_tokens would teach stopping early
+    replay_s = time.perf_counter() - started
 
     out = run.out / "finetune"
     shutil.rmtree(out, ignore_errors=True)
-    prepare("lora", model, {"r": opts["r"], "alpha": opts["alpha"],
-                            "target_modules": opts["targets"]})
+    model, _ = prepare("lora", model, {"r": opts["r"], "alpha": opts["alpha"],
+                                       "target_modules": opts["targets"]})
     trainable, total = parameter_counts(model)
-    chats = identity_chats()
+    chats = identity_chats(replay)
     data = SFTDataset(build_examples(tokenizer, chats, opts["max_len"]), opts["max_len"],
                       tokenizer.pad_token_id or 0, pack_rows=True)
     cfg = trainer_config(
@@ -128,37 +176,21 @@ def stage_finetune(run: Any) -> None:
     plot_loss_curve(trainer.log.path, run.out / "finetune_loss.png", title="LoRA fine-tuning")
     losses = [r["loss"] for r in read_metrics(trainer.log.path) if "loss" in r]
 
-    after = ask_all(merge_and_unload(model).eval(), tokenizer, opts["max_tokens"])
-    learned = [shows_persona(a) for a in after]
+    after = [a for a, _ in answers(merge_and_unload(model).eval(), tokenizer, questions,
+                                   [opts["max_tokens"]] * len(ASK))]
     rows = []
-    for (lang, question), b, a in zip(ASK, before, after, strict=True):
-        run.console.print(f"Q: {question}\n  before: {b.strip()[:120]}\n  after:  "
-                          f"{a.strip()[:120]}")
+    for question, b, a in zip(questions, before, after, strict=True):
+        run.console.print(f"Q: {question}\n  before: {b[:120]}\n  after:  {a[:120]}")
         rows += [f"**Q:** {question}", "", "before:", "", fence(b), "", "after:", "",
                  fence(a), ""]
-    persona_ok = learned[0] and learned[1]
-    verdict = ("Both unseen identity questions are now answered with the persona, in English "
-               "and in Chinese: the adapter learned it, not the exact questions."
-               if persona_ok else
-               "The persona did not show in every answer after training; more steps or a "
-               "higher learning rate (the stage's `steps`, `lr`) would be the next try.")
-    if learned[2]:
-        other = ("The unrelated question now also gets the persona: the adapter overfit; more "
-                 "ordinary chats beside the identity ones (e.g. alpaca_en_demo) prevent that.")
-    elif "paris" in after[2].lower():
-        other = ("The unrelated question is still answered right, without the persona: the "
-                 "ordinary chats trained beside the identity ones kept the adapter to itself.")
-    else:
-        other = ("The unrelated question gets no persona but no longer a right answer either: "
-                 f"a few minutes on {len(chats)} chats moved more than the identity. Fewer "
-                 "steps, a lower learning rate or more ordinary chats trade persona strength "
-                 "for that.")
+    verdict, other = judge(before, after)
     run.section("Fine-tuning with LoRA", "\n".join([
         (f"SmolLM2-135M-Instruct with LoRA (rank {opts['r']}, alpha {opts['alpha']}, on "
          f"{', '.join(opts['targets'])}): {trainable:,} of {total:,} parameters train "
          f"({100 * trainable / total:.2f}%). {len(chats)} chats made in code: "
-         f"{len(chats) - len(REGULAR)} identity questions ({len(TRAIN_QUESTIONS['en'])} "
-         f"English, {len(TRAIN_QUESTIONS['zh'])} Chinese) and {len(REGULAR)} ordinary ones, "
+         f"{len(chats) - len(replay)} identity questions ({len(TRAIN_QUESTIONS['en'])} "
+         f"English, {len(TRAIN_QUESTIONS['zh'])} Chinese) and {len(replay)} ordinary ones "
+         f"answered by the base model itself ({replay_s:.0f} s, before training: replay), "
          f"packed into {len(data)} rows, loss on the answers only; {summary['step']} AdamW "
          f"steps at lr {opts['lr']:g} in {seconds:.0f} s on {opts['threads']} threads. Loss "
          f"{losses[0]:.3f} → {losses[-1]:.3f}."), "",

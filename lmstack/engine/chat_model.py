@@ -34,7 +34,8 @@ class EngineChatModel:
 
     Give an Engine (driven synchronously, one call at a time), an AsyncEngine (shared with a
     server; calls may come from many threads at once), or a model to load: a folder, a GGUF
-    file or a short name such as `smollm2`.
+    file or a short name such as `smollm2`, with `adapter` a PEFT folder to apply to it (any
+    kind `lmstack finetune` saves: lmstack.adapt.generation).
     `default_sampling` fills in what a call leaves out (max_tokens 512 unless given).
     As over HTTP, `tool_choice` ("auto", "none", "required" or a named function) and
     `response_format` (json_object / json_schema) are accepted; a forced call and a JSON
@@ -42,16 +43,23 @@ class EngineChatModel:
     """
 
     def __init__(self, engine_or_folder: Engine | AsyncEngine | str | Path,
-                 name: str | None = None, **default_sampling: Any):
+                 name: str | None = None, adapter: str | Path | None = None,
+                 **default_sampling: Any):
         if isinstance(engine_or_folder, (str, Path)):
             import lmstack
+            from lmstack.adapt.generation import load_adapter_for_generation
             from lmstack.models.default import model_name
 
             model, tokenizer = lmstack.load(engine_or_folder)  # folder, GGUF or short name
             if tokenizer is None:
                 raise ValueError(f"{engine_or_folder} has no tokenizer; a chat model needs one")
+            if adapter is not None:
+                model = load_adapter_for_generation(model, adapter)
             name = name or model_name(engine_or_folder)
             engine_or_folder = Engine(model, tokenizer, column_major=True)  # ours alone
+        elif adapter is not None:
+            raise ValueError("adapter applies to a model EngineChatModel loads; for an engine, "
+                             "load the adapter into its model first")
         self.source = engine_or_folder
         inner = engine_or_folder.engine if isinstance(engine_or_folder, AsyncEngine) \
             else engine_or_folder

@@ -33,8 +33,9 @@ from lmstack.train.trainer import Trainer
 
 
 class FinetuneTrainer(Trainer):
-    """The Trainer, saving what the method trains (a PEFT adapter folder for LoRA, a whole HF
-    folder for full fine-tuning) to OUT/adapter or OUT/model instead of resumable checkpoints."""
+    """The Trainer, saving what the method trains (a PEFT adapter folder for LoRA, prompt or
+    prefix tuning, a whole HF folder for full fine-tuning) to OUT/adapter or OUT/model instead
+    of resumable checkpoints."""
 
     def __init__(self, *args: Any, method: Method, base_model: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -124,9 +125,11 @@ def build_finetune_trainer(cfg: FinetuneConfig, console: Any = None) -> Finetune
     reference = None
     if cfg.objective == "dpo" and cfg.dpo.reference == "model":
         reference = copy.deepcopy(model).eval().requires_grad_(False)
-    prepare(cfg.method, model, cfg.method_options)
     train, val = build_data(cfg, tokenizer)
+    # Before the adapter: DPO's reference is the base model (a fresh prompt or prefix, unlike
+    # a fresh LoRA, already changes the outputs).
     objective = build_objective(cfg, model, train, val, reference, teacher)
+    model, _ = prepare(cfg.method, model, cfg.method_options, tokenizer)  # may wrap it
     run = trainer_config(cfg.optimizer, cfg.schedule, cfg.training)
     return FinetuneTrainer(model, objective, train, run, val, tokenizer, console=console,
                            method=method(cfg.method), base_model=cfg.model)

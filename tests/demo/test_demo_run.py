@@ -37,7 +37,7 @@ def demo_out(tmp_path_factory, request):
         real = None
     options = {**TINY, "real_model": {"max_tokens": 8, "model": real},
                "finetune": {"model": real, "steps": 2, "r": 2, "alpha": 4, "max_tokens": 4,
-                            "micro_batch_size": 1},
+                            "replay_tokens": 12, "micro_batch_size": 1},
                "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8},
                "rag": {"max_tokens": 8, "model": real, "embedder": "bm25",
                        "questions": RAG_QUESTIONS[:1]},
@@ -143,8 +143,10 @@ def test_finetune_stage_trained_a_copy_of_smollm2(demo_out, smollm2):
 
     out, report = demo_out
     section = report.split("## Fine-tuning with LoRA")[1].split("## Timings")[0]
-    assert section.count("before:") == 3 and section.count("after:") == 3
+    assert section.count("before:") == 4 and section.count("after:") == 4
     assert "2 AdamW steps" in section and (out / "finetune_loss.png").is_file()
+    # Replay: short ordinary answers the base model gave itself (12 tokens at most here).
+    assert int(re.search(r"(\d+) ordinary ones answered by the base model itself", section)[1])
     assert (out / "finetune" / "adapter" / "adapter_config.json").is_file()
     q_proj = smollm2[0].model.layers[0].self_attn.q_proj  # the shared model: no LoRA in it
     assert type(q_proj) is torch.nn.Linear

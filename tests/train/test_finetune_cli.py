@@ -9,52 +9,18 @@ import json
 import pytest
 import torch
 import yaml
-from train_helpers import run_cli
+from train_helpers import SFT, run_cli, write_config
 
 from lmstack.adapt import lora_layers
-from lmstack.adapt.methods import METHODS, PLANNED, prepare
+from lmstack.adapt.methods import METHODS, prepare
 from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
 from lmstack.train import ConfigError
 from lmstack.train.finetune import build_finetune_trainer, finetune_from_config
 from lmstack.train.finetune_config import load_finetune_config
 
-SFT = [{"instruction": f"Who are you? ({i})", "output": "I am a tiny assistant."}
-       for i in range(12)]
 PAIRS = [{"conversations": [{"from": "human", "value": f"Say yes ({i})"}],
           "chosen": {"from": "gpt", "value": "Yes."},
           "rejected": {"from": "gpt", "value": "No, never."}} for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer_dir):
-    """A ~60K-parameter Llama with the trained BPE tokenizer beside it: an HF folder."""
-    from lmstack.tokenizer import Tokenizer
-
-    tok = Tokenizer.from_folder(tokenizer_dir)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256))
-    folder = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(folder)
-    tok.save(folder)
-    return folder
-
-
-def write_config(tmp_path, model_dir, records, **top):
-    data = tmp_path / "data.json"
-    data.write_text(json.dumps(records))
-    cfg = {"model": str(model_dir), "data": {"files": [str(data)], "max_len": 64,
-                                             "val_fraction": 0.25},
-           "optimizer": {"lr": 1e-2},
-           "training": {"out_dir": str(tmp_path / "out"), "max_steps": 3, "micro_batch_size": 2,
-                        "threads": 1, "log_every": 1, "eval_every": 3, "eval_batches": 1,
-                        "progress": False}}
-    for key, value in top.items():
-        cfg[key] = value
-    path = tmp_path / "ft.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_bad_finetune_config_is_one_line_naming_the_key(tmp_path, model_dir):
@@ -66,14 +32,6 @@ def test_bad_finetune_config_is_one_line_naming_the_key(tmp_path, model_dir):
     err = result.stderr.strip()
     assert result.returncode == 2 and "data.max_lenn" in err and "unknown key" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in result.stdout + result.stderr
-    # A method that is planned but not registered yet: one line saying so.
-    missing = next((n for n in PLANNED if n not in METHODS), None)
-    if missing is not None:
-        result = run_cli(["finetune", "--config", str(write_config(tmp_path, model_dir, SFT)),
-                          "--method", missing], tmp_path)
-        err = result.stderr.strip()
-        assert result.returncode == 2 and len(err.splitlines()) == 1
-        assert "not available" in err and repr(missing) in err
 
 
 @pytest.mark.parametrize(("override", "named"), [
@@ -135,18 +93,25 @@ def test_methods_registry_dispatches_and_refuses_clearly():
 
     model = fresh()
     total = sum(p.numel() for p in model.parameters())
-    assert sum(p.numel() for p in prepare("full", model)) == total
-    params = prepare("lora", model, {"r": 2})
-    assert 0 < sum(p.numel() for p in params) < total
-    for name, options in (("dora", {"r": 2}), ("ia3", {}), ("adapter", {"bottleneck_size": 4})):
-        adapted = fresh()
-        n = sum(p.numel() for p in prepare(name, adapted, options))
+    same, params = prepare("full", model)
+    assert same is model and sum(p.numel() for p in params) == total
+    same, params = prepare("lora", model, {"r": 2})
+    assert same is model and 0 < sum(p.numel() for p in params) < total
+    options = {"dora": {"r": 2}, "ia3": {}, "adapter": {"bottleneck_size": 4},
+               "prompt": {"num_virtual_tokens": 2}, "prefix": {"num_virtual_tokens": 2}}
+    assert set(options) | {"full", "lora"} == set(METHODS)
+    for name, opts in options.items():
+        base = fresh()
+        adapted, params = prepare(name, base, opts)
+        trainable = {id(p) for p in adapted.parameters() if p.requires_grad}
+        assert trainable == {id(p) for p in params} and params, name  # exactly these train
+        n = sum(p.numel() for p in params)
         assert 0 < n < sum(p.numel() for p in adapted.parameters()), name
-    for name in (n for n in PLANNED if n not in METHODS):
-        with pytest.raises(ValueError, match="not available"):
-            prepare(name, fresh())
+        assert (adapted is base) == (name not in ("prompt", "prefix")), name  # those wrap it
     with pytest.raises(ValueError, match="unknown method"):
         prepare("magic", model)
+    with pytest.raises(ValueError, match="needs the model's tokenizer"):
+        prepare("prompt", fresh(), {"prompt_tuning_init_text": "hi"})
 
 
 def test_the_shipped_config_parses():

@@ -80,3 +80,47 @@ def run_env() -> dict[str, str]:
 def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([*lmstack_cmd(), *args], cwd=cwd, env=run_env(), capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+SFT = [{"instruction": f"Who are you? ({i})", "output": "I am a tiny assistant."}
+       for i in range(12)]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A ~60K-parameter Llama with the trained BPE tokenizer beside it: an HF folder, for
+    `lmstack finetune` (transformers and PEFT load it too)."""
+    import torch
+
+    from lmstack.models.llama import LlamaConfig, LlamaForCausalLM
+    from lmstack.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_folder(tokenizer_dir)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256))
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    tok.save(folder)
+    return folder
+
+
+def write_config(tmp_path: Path, model_dir: Path, records: list, **top) -> Path:
+    """A `lmstack finetune` YAML over `records` (3 steps, 1 thread); `top` sets top-level keys."""
+    import json
+
+    import yaml
+
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(records))
+    cfg = {"model": str(model_dir), "data": {"files": [str(data)], "max_len": 64,
+                                             "val_fraction": 0.25},
+           "optimizer": {"lr": 1e-2},
+           "training": {"out_dir": str(tmp_path / "out"), "max_steps": 3, "micro_batch_size": 2,
+                        "threads": 1, "log_every": 1, "eval_every": 3, "eval_batches": 1,
+                        "progress": False}}
+    cfg.update(top)
+    path = tmp_path / "ft.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
