@@ -4,7 +4,12 @@ conversation, the tool template travels with the saved tokenizer, and `lmstack a
 
 from __future__ import annotations
 
+import re
+
 from cli_helpers import run_lmstack
+from rich.console import Console
+
+from lmstack.demo import run_demo
 
 from lmstack.agent.synthetic import TOOLS, make_cases
 from lmstack.data.chat_records import Chat
@@ -43,3 +48,21 @@ def test_agent_eval_adapter_must_be_an_adapter_folder(tmp_path):
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "is not a PEFT adapter folder" in lines[0], result.stderr
+
+
+def test_toolcall_stage_scores_before_and_after_and_saves_its_adapter(smollm2, tmp_path):
+    """The stage end to end at tiny scale (2 steps, 2 held-out cases): the numbers that count
+    come from the full-size run, not from here."""
+    tiny = {"model": smollm2, "held_out": 2, "recipe": {
+        "steps": 2, "r": 2, "alpha": 4, "train_cases": 4, "micro_batch_size": 1}}
+    report = run_demo(tmp_path, console=Console(quiet=True), stages="toolcall",
+                      options={"toolcall": tiny}).read_text(encoding="utf-8")
+    section = report.split("## SmolLM2 calls tools (LoRA)")[1].split("## Timings")[0]
+    rows = re.findall(r"^\| SmolLM2 .+\| (free|constrained) \| (\d+)% \| (\d+)% \|$", section,
+                      flags=re.MULTILINE)
+    assert [r[0] for r in rows] == ["free", "constrained"] * 2
+    assert "2 AdamW steps" in section and section.count("assistant: ") >= 2
+    adapter = tmp_path / "toolcall" / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer.json").is_file()
+    q_proj = smollm2[0].model.layers[0].self_attn.q_proj  # the shared model: no LoRA in it
+    assert type(q_proj).__name__ == "Linear"
