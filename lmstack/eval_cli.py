@@ -163,10 +163,9 @@ def eval_report(
     console.print(f"wrote {path} (and report.png, results.json)")
 
 
-def _adapted(model: str, adapter: Path):
+def adapted_chat_model(model: str, adapter: Path):
     """A ChatModel on MODEL with the adapter merged in, prompted with the adapter folder's
     tokenizer when it has one (a tool-use adapter is trained with its own chat template)."""
-    import lmstack
     from lmstack.adapt import merge_and_unload
     from lmstack.adapt.peft_files import load_adapter
     from lmstack.engine import Engine
@@ -225,7 +224,7 @@ def agent_eval(
     else:
         from lmstack.engine.chat_model import EngineChatModel
 
-        chat_model = _adapted(model, adapter) if adapter else EngineChatModel(model)
+        chat_model = adapted_chat_model(model, adapter) if adapter else EngineChatModel(model)
     bar, advance = _progress(len(cases), "calling tools")
     with bar:
         r = evaluate(chat_model, cases, constrained, on_case=lambda _: advance(1))

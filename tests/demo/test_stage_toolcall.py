@@ -9,12 +9,11 @@ import re
 from cli_helpers import run_lmstack
 from rich.console import Console
 
-from lmstack.demo import run_demo
-
 from lmstack.agent.synthetic import TOOLS, make_cases
 from lmstack.data.chat_records import Chat
 from lmstack.data.mlm import IGNORE_INDEX
 from lmstack.data.sft import tokenize_chat
+from lmstack.demo import run_demo
 from lmstack.demo.toolcall import with_tool_template
 from lmstack.tokenizer import Tokenizer
 from lmstack.tokenizer.chat_prompt import chat_prompt_ids
