@@ -163,6 +163,22 @@ def eval_report(
     console.print(f"wrote {path} (and report.png, results.json)")
 
 
+def adapted_chat_model(model: str, adapter: Path):
+    """A ChatModel on MODEL with the adapter merged in, prompted with the adapter folder's
+    tokenizer when it has one (a tool-use adapter is trained with its own chat template)."""
+    from lmstack.adapt import merge_and_unload
+    from lmstack.adapt.peft_files import load_adapter
+    from lmstack.engine import Engine
+    from lmstack.engine.chat_model import EngineChatModel
+    from lmstack.tokenizer import Tokenizer
+
+    m, tok = _load(model)
+    if (adapter / "tokenizer.json").is_file():
+        tok = Tokenizer.from_folder(adapter)
+    merged = merge_and_unload(load_adapter(m, adapter)).eval()
+    return EngineChatModel(Engine(merged, tok, column_major=True), name=f"{model}+adapter")
+
+
 agent_app = typer.Typer(no_args_is_help=True, help="Agents: evaluate tool calling.")
 
 
@@ -182,11 +198,16 @@ def agent_eval(
     url: str | None = typer.Option(None, help="an OpenAI-compatible endpoint to evaluate "
                                    "instead, e.g. http://127.0.0.1:8000/v1"),
     out: Path | None = typer.Option(None, "--out", "-o", help="per-case results (JSONL)"),
+    adapter: Path | None = typer.Option(None, "--adapter", help="a PEFT LoRA folder to apply "
+                                        "to MODEL first (its tokenizer too, when it holds one)"),
 ) -> None:
     """Tool-calling accuracy on BFCL cases (AST comparison with the possible answers)."""
+    from lmstack.adapt.peft_folder import check_adapter_folder
     from lmstack.demo.corpus import find_shared_data
     from lmstack.evals.function_calling import evaluate, load_cases
 
+    if adapter is not None:
+        check_adapter_folder(adapter)  # before the data and the model load
     if data is None:
         shared = find_shared_data()
         if shared is None:
@@ -203,7 +224,7 @@ def agent_eval(
     else:
         from lmstack.engine.chat_model import EngineChatModel
 
-        chat_model = EngineChatModel(model)
+        chat_model = adapted_chat_model(model, adapter) if adapter else EngineChatModel(model)
     bar, advance = _progress(len(cases), "calling tools")
     with bar:
         r = evaluate(chat_model, cases, constrained, on_case=lambda _: advance(1))
@@ -212,7 +233,8 @@ def agent_eval(
 
         write_jsonl(out, r["records"])
     mode = "constrained (tool_choice=required)" if constrained else "free (tool_choice=auto)"
-    table = Table(title=f"BFCL, {url or model}, {mode}")
+    name = url or (f"{model} + {adapter}" if adapter else model)
+    table = Table(title=f"BFCL, {name}, {mode}")
     table.add_column("category")
     table.add_column("cases", justify="right")
     table.add_column("accuracy", justify="right")

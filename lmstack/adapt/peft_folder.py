@@ -31,10 +31,17 @@ def write_adapter(folder: str | Path, config: dict, tensors: dict[str, Tensor]) 
     return folder
 
 
-def read_adapter(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
-    """(adapter_config.json, tensors) of a PEFT folder, with a clear error for a wrong one."""
+def check_adapter_folder(folder: str | Path) -> Path:
+    """The folder, if it holds a PEFT adapter's two files; else a clear error (before any
+    model loads, so a typo fails at once)."""
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise FileNotFoundError(f"{folder} is not a PEFT adapter folder (it needs {CONFIG} and "
                                 f"{WEIGHTS}); save one with save_adapter or PEFT's save_pretrained")
+    return folder
+
+
+def read_adapter(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
+    """(adapter_config.json, tensors) of a PEFT folder, with a clear error for a wrong one."""
+    folder = check_adapter_folder(folder)
     return json.loads((folder / CONFIG).read_text(encoding="utf-8")), load_file(folder / WEIGHTS)
