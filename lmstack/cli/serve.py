@@ -91,17 +91,16 @@ def serve(
     from lmstack.serve.logs import setup_logging
     from lmstack.serve.replica import Replica
 
-    paths = paths or ([] if image_model else [DEFAULT_MODEL])
+    captioner_folders = caption_model or []
+    paths = paths or ([] if image_model or captioner_folders else [DEFAULT_MODEL])
     for folder in image_model or []:
         if not (folder / "config.json").is_file():
             raise UserError(f"--image-model {folder}: no config.json there; give a folder "
                             "saved by a diffusion model (benchmarks/diffusion.py, lmstack demo)")
-    captioner_folders = caption_model or []
     for folder in captioner_folders:
         if not (folder / "clip").is_dir() or not (folder / "decoder").is_dir():
             raise UserError(f"--caption-model {folder} is not a captioner folder: it needs "
                             "clip/ and decoder/ (written by benchmarks/clip.py or lmstack demo)")
-    paths = paths or ([] if captioner_folders else [DEFAULT_MODEL])
     for path in paths:
         model_path(path)  # all present before any loads: a typo fails at once
     if max_num_seqs < 1 or max_queue < 1:
@@ -124,11 +123,13 @@ def serve(
     setup_logging(log_format, log_level.lower())
 
     def build() -> object:  # runs on a thread while the port already answers /health
+        from lmstack.multimodal.caption_train import Captioner
         from lmstack.multimodal.diffusion import load_diffusion
 
         images = {folder.resolve().name: load_diffusion(folder) for folder in image_model or []}
-        from lmstack.multimodal.caption_train import Captioner
-
+        captioners = {f.resolve().name: Captioner.load(f) for f in captioner_folders}
+        for caption_name in captioners:
+            console.print(f"[bold]{caption_name}[/] (caption)")
         models = load_entries(paths, name, max_num_seqs=max_num_seqs,
                               max_model_len=max_model_len, max_queue=max_queue,
                               enable_prefix_caching=prefix_caching,
@@ -138,14 +139,8 @@ def serve(
             console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
         return create_app(models, api_key=api_key,
                           max_body_bytes=int(max_body_mb * 2**20),
-                          allowed_hosts=allowed_hosts or None, image_models=images)
-        captioners = {f.resolve().name: Captioner.load(f) for f in captioner_folders}
-        for caption_name in captioners:
-            console.print(f"[bold]{caption_name}[/] (caption)")
-        for entry in models.values():
-            console.print(f"[bold]{entry.name}[/] ({entry.kind}) from {entry.path}")
-        return create_app(models, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
-                          allowed_hosts=allowed_hosts or None, captioners=captioners)
+                          allowed_hosts=allowed_hosts or None, image_models=images,
+                          captioners=captioners)
 
     console.print(f"chat page: http://{host}:{port}/   API: http://{host}:{port}/v1"
                   + ("   (API key required)" if api_key else "") + "   (loading models)")

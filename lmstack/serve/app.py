@@ -16,8 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from lmstack.serve import chat, classify, completions, embeddings, images, rag
-from lmstack.serve import captions, chat, classify, completions, embeddings, rag
+from lmstack.serve import captions, chat, classify, completions, embeddings, images, rag
 from lmstack.serve.errors import (
     SafeJSONResponse,
     install_error_handlers,
@@ -33,9 +32,8 @@ STATIC = Path(__file__).parent / "static"
 # Paths counted under their own name in lmstack_http_requests_total; anything else is
 # "other", so scanners probing random URLs cannot blow up the number of series.
 COUNTED = {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify",
-           "/v1/images/generations", "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/"}
-           "/v1/models", "/v1/retrieve", "/v1/rag/answer", "/health", "/metrics", "/",
-           "/v1/images/captions"}
+           "/v1/images/generations", "/v1/images/captions", "/v1/models", "/v1/retrieve",
+           "/v1/rag/answer", "/health", "/metrics", "/"}
 
 
 class CountRequests:
@@ -88,7 +86,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
                allowed_hosts: list[str] | None = None,
                classifiers: dict[str, Any] | None = None, retriever: Any = None,
                min_score: float | None = None,
-               image_models: dict[str, Any] | None = None) -> FastAPI:
+               image_models: dict[str, Any] | None = None,
                captioners: dict[str, Any] | None = None) -> FastAPI:
     """An app serving `models` by name; with `api_key`, /v1/* needs `Bearer <api_key>`.
 
@@ -101,17 +99,13 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     With a `retriever` (anything with `search(query, k)`,
     e.g. a knowledge base), /v1/retrieve and /v1/rag/answer serve it; `min_score` is the
     answer's "not in the documents" threshold. With `image_models` (name -> a diffusion
-    model, lmstack.multimodal.diffusion), POST /v1/images/generations draws with them.
+    model, lmstack.multimodal.diffusion), POST /v1/images/generations draws with them; with
+    `captioners` (name -> an image captioner, see lmstack/serve/captions.py), POST
+    /v1/images/captions serves them.
     """
-    if not models and not classifiers and not image_models:
-        raise ValueError("create_app needs at least one model or classifier (or image model) "
-                         "to serve")
-    answer's "not in the documents" threshold. With `captioners` (name -> an image captioner,
-    see lmstack/serve/captions.py), POST /v1/images/captions serves them.
-    """
-    if not models and not classifiers and not captioners:
-        raise ValueError("create_app needs at least one model or classifier (or captioner) to "
-                         "serve")
+    if not models and not classifiers and not image_models and not captioners:
+        raise ValueError("create_app needs at least one model or classifier (or image model, "
+                         "or captioner) to serve")
     state = ServerState(dict(models), api_key or None, Metrics())
 
     @asynccontextmanager
@@ -151,7 +145,7 @@ def create_app(models: dict[str, ModelEntry], api_key: str | None = None, *,
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": list(state.cards().values())
                 + classify.classifier_cards(app.state.classifiers, started)
-                + images.image_model_cards(app.state.image_models, started)}
+                + images.image_model_cards(app.state.image_models, started)
                 + captions.captioner_cards(app.state.captioners, started)}
 
     @v1.get("/v1/models/{name:path}", response_model=None,

@@ -110,9 +110,7 @@ def _run(captioner: Any, image: np.ndarray, req: CaptionRequest) -> str:
 @router.post("/v1/images/captions", response_model=None,
              responses={200: {"model": Caption}, **V1})
 async def caption(req: CaptionRequest, request: Request) -> dict[str, Any]:
-    captioners: dict[str, Any] = request.app.state.captioners
-    name = pick_served(req.model, captioners, "captioner")
-    captioner = captioners[name]
+    name, captioner = pick_served(request.app.state.captioners, req.model, "captioner")
     if req.question is not None and (unknown := captioner.unknown_words(req.question)):
         raise invalid(f"question has words this small model never learned "
                       f"({', '.join(unknown)}); ask e.g. \"what colour is the shape?\"",

@@ -78,8 +78,6 @@ def _run(classifier: Any, texts: list[str]) -> list[dict[str, Any]]:
              responses={200: {"model": ClassificationList}, **V1})
 async def classify(req: ClassifyRequest, request: Request) -> dict[str, Any]:
     name, classifier = pick_served(request.app.state.classifiers, req.model, "classifier")
-    classifiers: dict[str, Any] = request.app.state.classifiers
-    name = pick_served(req.model, classifiers, "classifier")
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     # The forward pass is CPU work: off the event loop, so other requests keep moving.
     results = await asyncio.to_thread(_run, classifier, texts)

@@ -56,8 +56,6 @@ def model_not_found(name: str, known: list[str]) -> APIError:
 
 def pick_served(served: dict[str, Any], name: str | None, kind: str) -> tuple[str, Any]:
     """The (name, object) a request's `model` names; it may be left out when one is served."""
-def pick_served(name: str | None, served: dict, kind: str) -> str:
-    """The served name a request means: `model` may be left out when only one is served."""
     if name is None:
         if len(served) != 1:
             raise invalid(f"Several {kind}s are served ({', '.join(sorted(served))}); "
@@ -66,10 +64,6 @@ def pick_served(name: str | None, served: dict, kind: str) -> str:
     if name not in served:
         raise model_not_found(name, sorted(served))
     return name, served[name]
-        return next(iter(served))
-    if name not in served:
-        raise model_not_found(name, sorted(served))
-    return name
 
 
 def context_length_exceeded(message: str, param: str = "messages") -> APIError:

@@ -52,8 +52,7 @@ def test_report_has_a_section_per_stage(demo_out):
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
                       "Quantization", "Answers with citations (RAG)", "Fine-tuning with LoRA",
-                      "Diffusion: digits from noise", "Timings"]
-                      "Image and text (CLIP)", "Timings"]
+                      "Image and text (CLIP)", "Diffusion: digits from noise", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -142,7 +141,7 @@ def test_finetune_stage_trained_a_copy_of_smollm2(demo_out, smollm2):
     import torch
 
     out, report = demo_out
-    section = report.split("## Fine-tuning with LoRA")[1].split("## Timings")[0]
+    section = report.split("## Fine-tuning with LoRA")[1].split("\n## ")[0]
     assert section.count("before:") == 4 and section.count("after:") == 4
     assert "2 AdamW steps" in section and (out / "finetune_loss.png").is_file()
     # Replay: short ordinary answers the base model gave itself (12 tokens at most here).
