@@ -70,8 +70,8 @@ def run(out: Path, tiny: bool) -> dict[str, Any]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    from lmstack.learn import plots
     from lmstack.data.digits import DATASETS, split
+    from lmstack.learn import plots
 
     results: dict[str, Any] = {}
     rows, figures = [], []

@@ -3,8 +3,15 @@ out of training, and each shape drawn in its own corner."""
 
 import numpy as np
 
-from lmstack.multimodal.shapes import (COLOURS, HELD_OUT, SHAPES, Shape, digit_caption,
-                                       make_shapes, render)
+from lmstack.multimodal.shapes import (
+    COLOURS,
+    HELD_OUT,
+    SHAPES,
+    Shape,
+    digit_caption,
+    make_shapes,
+    render,
+)
 
 
 def test_captions_in_english_and_chinese():
