@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -28,16 +29,34 @@ FUNCTIONS = ["int8_matmul", "int4_matmul", "simd_path"]
 # Rows above which decoding the weight and a float GEMM beat the kernels' one pass (measured
 # with benchmarks/quant.py: the kernels keep 4 rows in registers, a GEMM blocks for cache).
 GEMM_FROM_ROWS = 64
+# torch.utils.cpp_extension marks a build in progress with a `lock` file and waits, without a
+# time limit, for it to go. A build killed halfway (Ctrl-C during the first use) leaves it
+# behind, and every later run would hang; a compile here takes about a minute, so a lock this
+# old belongs to no live build.
+STALE_LOCK_SECONDS = 600
+
+
+def clear_stale_lock(build_dir: Path) -> None:
+    lock = build_dir / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+        print(f"lmstack.quant: removing {lock}, left by a kernel build that did not finish",
+              file=sys.stderr)
+        lock.unlink(missing_ok=True)
 
 
 @functools.cache
 def native():
     """The compiled extension, or None (after one line on stderr) where it cannot be built."""
     try:
-        from torch.utils.cpp_extension import load_inline
+        from torch.utils.cpp_extension import get_default_build_root, load_inline
 
+        build_dir = Path(get_default_build_root()) / (
+            f"lmstack_quant_kernels_py{sys.version_info.major}{sys.version_info.minor}")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        clear_stale_lock(build_dir)
         return load_inline("lmstack_quant_kernels", cpp_sources=[SOURCE.read_text()],
-                           functions=FUNCTIONS, extra_cflags=["-O3", "-march=native"])
+                           functions=FUNCTIONS, extra_cflags=["-O3", "-march=native"],
+                           build_directory=str(build_dir))
     except Exception as e:  # noqa: BLE001 - compiler missing, headers missing, build failure
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"lmstack.quant: the C++ kernels could not be built ({first}); quantized layers "

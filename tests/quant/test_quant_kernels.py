@@ -39,3 +39,18 @@ def test_without_the_extension_products_still_agree(monkeypatch):
     slow = kernels.quant_matmul(x, qw)
     assert slow.shape == (2, 3, 64)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=2e-5)
+
+
+def test_a_lock_left_by_a_killed_build_is_cleared_but_a_fresh_one_is_kept(tmp_path):
+    """torch waits forever on its build lock; one older than any real compile is removed."""
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.touch()
+    kernels.clear_stale_lock(tmp_path)
+    assert lock.exists()  # a build may be running right now
+    old = time.time() - kernels.STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+    kernels.clear_stale_lock(tmp_path)
+    assert not lock.exists()
