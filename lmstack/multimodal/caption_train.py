@@ -8,7 +8,6 @@ language; Q&A accuracy per question type.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,7 @@ class Captioner:
 
     def unknown_words(self, text: str) -> list[str]:
         """Words of `text` outside the vocabulary (they would all read as [UNK])."""
-        tokenize = self.clip.tokenizer.tokenize
-        return [w for w in re.findall(r"[A-Za-z]+|\S", text)
-                if self.clip.tokenizer.unk_token in tokenize(w)]
+        return self.clip.unknown_words(text)
 
     def answer(self, images: np.ndarray | Tensor, prompt: str) -> list[str]:
         """Greedy answer to one prompt (a question, or DESCRIBE[lang]) for each image."""

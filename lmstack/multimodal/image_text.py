@@ -8,6 +8,7 @@ and the tokenizer (vocab.txt + tokenizer_config.json) side by side, as a HF CLIP
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,11 @@ class ImageTextModel:
         n = self.model.config.text_config.max_position_embeddings
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=n,
                               return_tensors="pt")
+
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of `text` outside the vocabulary (they would all read as [UNK])."""
+        unk = self.tokenizer.unk_token
+        return [w for w in re.findall(r"[A-Za-z]+|\S", text) if unk in self.tokenizer.tokenize(w)]
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch: int = 256) -> Tensor:

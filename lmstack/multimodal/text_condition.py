@@ -2,13 +2,14 @@
 `encode(texts) -> Tensor [B, D]`, and the simplest one, a bag of known words.
 
 Stable Diffusion reads prompts through a frozen CLIP text encoder (Rombach et al. 2022); at this
-scale a bag of words already names colour, shape and place. CLIP's encoder (the multimodal CLIP
-model's `encode_text`) meets the same protocol; `load_text_encoder` is where it plugs in.
+scale a bag of words already names colour, shape and place. `ClipText` is the other: a trained
+CLIP's text tower (lmstack.multimodal.image_text), frozen, as Stable Diffusion uses it.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -67,10 +68,38 @@ class BagOfWords:
         return {"kind": "bag_of_words", "vocab": self.vocab}
 
 
+class ClipText:
+    """A trained CLIP folder's text tower: unit-length projected embeddings [B, D], the space
+    its images share. The folder is referenced, not copied: keep it where the model says."""
+
+    def __init__(self, folder: str | Path):
+        from lmstack.multimodal.image_text import ImageTextModel
+
+        self.folder = Path(folder).resolve()
+        if not (self.folder / "config.json").is_file():
+            raise ValueError(f"no CLIP folder at {self.folder} (config.json missing); train one "
+                             "with benchmarks/clip.py or `lmstack demo --stages clip`")
+        self.clip = ImageTextModel.load(self.folder)
+        self.dim = self.clip.model.config.projection_dim
+
+    def encode(self, texts: list[str]) -> Tensor:
+        return self.clip.encode_text(texts)
+
+    def unknown(self, text: str) -> str | None:
+        if missing := self.clip.unknown_words(text):
+            return (f"the prompt has words this CLIP never learned ({', '.join(missing[:10])}); "
+                    "describe the picture with words from its captions")
+        return None
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "clip", "folder": str(self.folder)}
+
+
 def load_text_encoder(spec: dict[str, Any]) -> TextEncoder:
-    """The encoder a saved model names. A trained CLIP folder would plug in here as
-    {"kind": "clip", "folder": ...} -> its text tower's `encode_text` (the mmclip work)."""
+    """The encoder a saved model names in its config.json."""
     if spec.get("kind") == "bag_of_words":
         return BagOfWords(spec["vocab"])
+    if spec.get("kind") == "clip":
+        return ClipText(spec["folder"])
     raise ValueError(f"unknown text encoder {spec.get('kind')!r} in config.json; this lmstack "
-                     "knows bag_of_words")
+                     "knows bag_of_words and clip")

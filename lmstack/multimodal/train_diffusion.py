@@ -15,7 +15,7 @@ import torch
 
 from lmstack.multimodal.diffusion import Denoising, DiffusionConfig, DiffusionModel, DiffusionSet
 from lmstack.multimodal.shapes import DIGIT_WORDS
-from lmstack.multimodal.text_condition import BagOfWords
+from lmstack.multimodal.text_condition import BagOfWords, TextEncoder
 from lmstack.multimodal.unet import UNetConfig
 
 # Widths per resolution: 8 -> 4; 28 -> 14 -> 7; 16 -> 8 -> 4 (attention at the last).
@@ -34,9 +34,11 @@ def digit_model(size: int, widths: list[int] | None = None) -> DiffusionModel:
 
 
 def caption_model(captions: list[str], size: int = 16, channels: int = 3,
-                  widths: list[int] | None = None) -> DiffusionModel:
-    """Text-conditioned: the prompt through a bag of the training captions' words."""
-    encoder = BagOfWords.from_captions(captions)
+                  widths: list[int] | None = None,
+                  encoder: TextEncoder | None = None) -> DiffusionModel:
+    """Text-conditioned: the prompt through `encoder` (e.g. `ClipText(folder)`, a trained
+    CLIP's text tower), by default a bag of the training captions' words."""
+    encoder = encoder or BagOfWords.from_captions(captions)
     unet = UNetConfig(image_size=size, in_channels=channels, channels=widths or WIDTHS[size],
                       cond_dim=encoder.dim)
     return DiffusionModel(DiffusionConfig(unet=unet, text_encoder=encoder.spec()), encoder)

@@ -105,3 +105,23 @@ def test_caption_conditioning_reads_words_in_both_languages():
     assert torch.allclose(vectors.norm(dim=1), torch.ones(2))
     images = m.generate(vectors, steps=3)
     assert images.shape == (2, 3, 16, 16) and np.isfinite(images.numpy()).all()
+
+
+def test_a_trained_clip_text_tower_conditions_the_model(tiny_captioner, tmp_path):
+    """Text -> image through CLIP's frozen text encoder, as Stable Diffusion reads prompts; the
+    saved model names the CLIP folder and comes back with the same encoder."""
+    from lmstack.multimodal.text_condition import ClipText
+
+    clip_dir = tiny_captioner.clip.save(tmp_path / "clip")
+    encoder = ClipText(clip_dir)
+    torch.manual_seed(0)
+    m = caption_model([], widths=TINY, encoder=encoder)
+    prompts = ["a red circle at the top left", "左上角的红色圆形"]
+    vectors = m.encode_prompts(prompts)
+    assert torch.allclose(vectors, tiny_captioner.clip.encode_text(prompts))
+    assert m.prompt_error("a purple hexagon") is not None  # words CLIP never saw
+    m.save_pretrained(tmp_path / "diffusion")
+    again = load_diffusion(tmp_path / "diffusion")
+    assert isinstance(again.text_encoder, ClipText)
+    a = m.generate(vectors, steps=3, seed=1)
+    assert torch.equal(a, again.generate(again.encode_prompts(prompts), steps=3, seed=1))
