@@ -47,7 +47,7 @@ ASK = [("en", "Can you tell me who you are?"), ("zh", "请问你是谁？"),
 RIGHT = {"What is the capital of France?": "paris",
          "What is the largest ocean on Earth?": "pacific"}
 DEFAULTS = {"model": None,  # (model, tokenizer, load seconds) to copy instead of loading
-            "steps": 20, "r": 8, "alpha": 16, "lr": 1.5e-3, "micro_batch_size": 2,
+            "steps": 40, "r": 8, "alpha": 16, "lr": 1e-3, "micro_batch_size": 2,
             "max_len": 256, "threads": 2, "max_tokens": 40, "replay_tokens": 96,
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
