@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from forward import machine
 
 from lmstack.data.digits import sklearn_digits, split
 from lmstack.fileio import atomic_write_text
@@ -51,18 +51,6 @@ from lmstack.multimodal.shapes import make_shapes
 
 RESULTS = Path(__file__).parent / "results"
 QUERIES = ["a red square at the top right", "左下角的蓝色圆形", "a yellow triangle at the top left"]
-
-
-def machine(threads: int) -> dict:
-    cpu, flags = platform.processor(), []
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-        elif line.startswith("flags"):
-            flags = sorted(f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx")))
-            break
-    return {"cpu": cpu, "vector_flags": flags, "cores": os.cpu_count(), "threads": threads,
-            "torch": torch.__version__}
 
 
 def median_seconds(fn, runs: int = 5) -> float:
@@ -116,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="clip-bench-"))
     tok = build_caption_tokenizer(work / "tokenizer")
     report: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "machine": machine(args.threads), "load_average_start": os.getloadavg(),
+                    "machine": {**machine(), "threads": args.threads}, "load_average_start": os.getloadavg(),
                     "tokenizer": {"vocab": tok.vocab_size,
                                   "kind": "BERT WordPiece vocab: English words + CJK chars"}}
 
