@@ -21,6 +21,8 @@ from lmstack.nn.attention import attend, build_attention_mask
 from lmstack.nn.feedforward import activation
 from lmstack.nn.norms import LayerNorm
 
+POOLINGS = ("cls", "mean")
+
 
 @dataclass
 class BertConfig(ModelConfig):
@@ -39,6 +41,10 @@ class BertConfig(ModelConfig):
     initializer_range: float = 0.02
     id2label: dict | None = None
     label2id: dict | None = None
+    # What the sequence-classification head reads (the name ModernBertConfig uses): "cls", the
+    # pooled [CLS] vector, as transformers' BertForSequenceClassification; or "mean", the
+    # average of the real tokens' last hidden states, as sentence-transformers embeds.
+    classifier_pooling: str = "cls"
 
     @property
     def num_labels(self) -> int:
@@ -169,16 +175,22 @@ class BertModel(PretrainedModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        x = self.embeddings(input_ids, token_type_ids)
-        T = input_ids.shape[1]
+        x = self.run_layers(self.embeddings(input_ids, token_type_ids), attention_mask)
+        return x, self.pooler(x) if self.pooler is not None else None
+
+    def run_layers(self, x: Tensor, attention_mask: Tensor | None = None, start: int = 0,
+                   stop: int | None = None) -> Tensor:
+        """Hidden states [B, T, H] through layers start..stop-1 only: what a frozen bottom's
+        cached output re-enters the top of the encoder through."""
+        T = x.shape[1]
         mask = build_attention_mask(attention_mask, T, T, causal=False, dtype=x.dtype,
                                     device=x.device)
-        for layer in self.encoder.layer:
+        for layer in self.encoder.layer[start:stop]:
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(layer, x, mask, use_reentrant=False)
             else:
                 x = layer(x, mask)
-        return x, self.pooler(x) if self.pooler is not None else None
+        return x
 
 
 def mean_pool(hidden: Tensor, attention_mask: Tensor | None, normalize: bool = True) -> Tensor:
@@ -269,17 +281,31 @@ class BertForNextSentencePrediction(_BertWithHeads):
 
 
 class BertForSequenceClassification(_BertWithHeads):
+    """Class logits from one vector per sequence: the pooled [CLS] vector (transformers' head,
+    the default) or, with `classifier_pooling="mean"`, the masked mean of the last hidden
+    states, with no pooler. transformers reads only the first kind back correctly."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
+        if config.classifier_pooling not in POOLINGS:
+            raise ValueError(f"classifier_pooling must be one of {', '.join(POOLINGS)}, "
+                             f"not {config.classifier_pooling!r}")
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, add_pooling_layer=config.classifier_pooling == "cls")
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> Tensor:
-        """Class logits [B, num_labels] from the pooled [CLS] vector."""
-        _, pooled = self.bert(input_ids, attention_mask, token_type_ids)
+        hidden, _ = self.bert(input_ids, attention_mask, token_type_ids)
+        return self.head(hidden, attention_mask)
+
+    def head(self, hidden: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Last hidden states [B, T, H] -> class logits [B, num_labels]."""
+        if self.bert.pooler is not None:
+            pooled = self.bert.pooler(hidden)  # tanh(dense(h[CLS])) [B, H]
+        else:
+            pooled = mean_pool(hidden, attention_mask, normalize=False)  # [B, H]
         return self.classifier(self.dropout(pooled))
 
 

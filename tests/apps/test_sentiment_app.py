@@ -63,6 +63,10 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
         (("train", "--corpus", "movie_reviews", "--out", str(tmp_path / "x"), "--data",
           str(tmp_path / "missing.jsonl")), "not found"),
         (("eval", str(tmp_path)), "not a classifier folder"),
+        (("train", "--corpus", "movie_reviews", "--out", str(tmp_path / "x"), "--pooling",
+          "max"), "--pooling must be one of cls, mean"),
+        (("train", "--corpus", "movie_reviews", "--out", str(tmp_path / "x"),
+          "--freeze-layers", "-1"), "--freeze-layers must be 0"),
     ]:
         done = run_lmstack("apps", "sentiment", *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)

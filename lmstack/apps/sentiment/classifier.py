@@ -2,19 +2,21 @@
 are cut to the encoder's window. Saved as an HF folder (transformers loads it too) plus
 `classifier.json` holding the cut.
 
-Long texts (movie reviews run to ~900 tokens) meet a 128-512-token encoder in one of three
-ways, after Sun et al. 2019 ("How to Fine-Tune BERT for Text Classification?"):
-  head       the first tokens only;
-  head_tail  the first quarter of the window from the start, the rest from the end, where
-             reviewers tend to sum up;
-  chunks     consecutive windows over the whole text; training draws one at random per
-             example, prediction averages the class probabilities of all of them.
+Long texts (movie reviews run to ~900 tokens) meet a 128-512-token encoder in one of four
+ways, the first three after Sun et al. 2019 ("How to Fine-Tune BERT for Text Classification?"):
+  head        the first tokens only;
+  head_tail   the first quarter of the window from the start, the rest from the end, where
+              reviewers tend to sum up;
+  chunks      consecutive windows over the whole text; training draws one at random per
+              example, prediction averages the class probabilities of all of them;
+  all_chunks  the same windows, all of them every time: the text's logits are the mean of its
+              windows' logits, in training (one loss per text) and in prediction alike, so the
+              model learns to judge a whole review rather than one random piece of it.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from torch import Tensor
 from lmstack.fileio import atomic_write_text
 from lmstack.models.bert import BertConfig, BertForSequenceClassification
 
-TRUNCATIONS = ("head", "head_tail", "chunks")
+TRUNCATIONS = ("head", "head_tail", "chunks", "all_chunks")
 SETTINGS_FILE = "classifier.json"
 
 
@@ -53,14 +55,12 @@ class TextClassifier:
                 for i in range(self.model.config.num_labels)]
 
     # ------------------------------------------------------------------ text -> windows
-    def windows(self, text: str, rng: random.Random | None = None) -> list[list[int]]:
-        """The text's token windows, each `[CLS] ... [SEP]`: all of them for prediction, or
-        (with `rng`, in chunks mode) the one a training step sees."""
+    def windows(self, text: str) -> list[list[int]]:
+        """The text's token windows, each `[CLS] ... [SEP]` (several only in the chunk cuts)."""
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         room = self.max_length - 2
-        if self.truncation == "chunks":
+        if self.truncation in ("chunks", "all_chunks"):
             pieces = [ids[i:i + room] for i in range(0, max(len(ids), 1), room)]
-            pieces = [rng.choice(pieces)] if rng is not None else pieces
         elif self.truncation == "head_tail" and len(ids) > room:
             head = room // 4
             pieces = [ids[:head] + ids[len(ids) - (room - head):]]
@@ -88,23 +88,22 @@ class TextClassifier:
     # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities [N, num_labels]; a text cut into windows gets their mean."""
+        """Class probabilities [N, num_labels]; a text cut into windows gets the mean of their
+        probabilities (chunks) or the softmax of the mean of their logits (all_chunks)."""
         self.model.eval()
         owner, rows = [], []
         for i, text in enumerate(texts):
             for window in self.windows(text):
                 owner.append(i)
                 rows.append(window)
-        probs = np.zeros((len(rows), self.model.config.num_labels), dtype=np.float32)
+        scores = torch.zeros(len(rows), self.model.config.num_labels)  # [W, C]
         order = sorted(range(len(rows)), key=lambda r: len(rows[r]))  # little padding
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            p = self.logits([rows[r] for r in batch]).float().softmax(-1)
-            probs[batch] = p.cpu().numpy()
-        out = np.zeros((len(texts), probs.shape[1]), dtype=np.float32)
-        np.add.at(out, owner, probs)
-        counts = np.bincount(owner, minlength=len(texts)).clip(min=1)
-        return out / counts[:, None]
+            scores[batch] = self.logits([rows[r] for r in batch]).float().cpu()
+        if self.truncation == "all_chunks":
+            return mean_by_text(scores, owner, len(texts)).softmax(-1).numpy()
+        return mean_by_text(scores.softmax(-1), owner, len(texts)).numpy()
 
     def predict(self, texts: Sequence[str]) -> list[int]:
         return self.predict_proba(texts).argmax(-1).tolist() if texts else []
@@ -147,6 +146,14 @@ class TextClassifier:
         return cls(model.eval(), tokenizer, **(settings | overrides))
 
 
+def mean_by_text(values: Tensor, owner: Sequence[int], n: int) -> Tensor:
+    """[W, C] rows of windows -> [n, C], each text the mean of its windows' rows."""
+    index = torch.tensor(owner, device=values.device)
+    sums = values.new_zeros(n, values.shape[1]).index_add_(0, index, values)
+    counts = torch.bincount(index, minlength=n).clamp(min=1)
+    return sums / counts[:, None].to(values.dtype)
+
+
 def read_settings(folder: str | Path) -> dict:
     """classifier.json of a folder, or {} for a plain BertForSequenceClassification folder."""
     path = Path(folder) / SETTINGS_FILE
@@ -161,16 +168,20 @@ def read_settings(folder: str | Path) -> dict:
     return settings
 
 
-def classifier_from_encoder(encoder, labels: Sequence[str]) -> BertForSequenceClassification:
+def classifier_from_encoder(encoder, labels: Sequence[str],
+                            pooling: str = "cls") -> BertForSequenceClassification:
     """A fresh classification head on a pretrained encoder (a BertModel, or the `.bert` inside
-    a masked-LM): the backbone's weights are copied, the pooler too when it has one."""
+    a masked-LM): the backbone's weights are copied, the pooler too when it has one and the
+    head reads [CLS] (`pooling="mean"` needs none; see BertConfig.classifier_pooling)."""
     backbone = getattr(encoder, "bert", encoder)
     config = BertConfig.from_dict({**backbone.config.to_dict(),
                                    "id2label": dict(enumerate(labels)),
                                    "label2id": {name: i for i, name in enumerate(labels)},
-                                   "architectures": None})
+                                   "classifier_pooling": pooling, "architectures": None})
     model = BertForSequenceClassification(config)
-    missing, unexpected = model.bert.load_state_dict(backbone.state_dict(), strict=False)
+    weights = {k: v for k, v in backbone.state_dict().items()
+               if pooling == "cls" or not k.startswith("pooler.")}
+    missing, unexpected = model.bert.load_state_dict(weights, strict=False)
     if unexpected or any(not k.startswith("pooler.") for k in missing):
         raise ValueError(f"encoder weights do not fit a BERT classifier (missing {missing}, "
                          f"unexpected {unexpected})")

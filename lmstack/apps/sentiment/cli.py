@@ -45,7 +45,14 @@ def train(
     batch_size: int | None = typer.Option(None, help="examples per step"),
     max_length: int | None = typer.Option(None, help="tokens per window, [CLS] and [SEP] "
                                           "included"),
-    truncation: str | None = typer.Option(None, help="long texts: head, head_tail or chunks"),
+    truncation: str | None = typer.Option(None, help="long texts: head, head_tail, chunks "
+                                          "(one random window a step) or all_chunks (every "
+                                          "window, their logits averaged)"),
+    pooling: str | None = typer.Option(None, help="what the head reads: cls (the pooled [CLS] "
+                                       "vector) or mean (the mean of all token vectors)"),
+    freeze_layers: int | None = typer.Option(None, help="keep this many bottom encoder layers "
+                                             "frozen (their output is computed once); 0 "
+                                             "trains them all"),
     limit: int | None = typer.Option(None, help="train on this many examples only (a quick "
                                      "try)"),
     max_steps: int | None = typer.Option(None, help="stop after this many steps"),
@@ -56,13 +63,22 @@ def train(
     Options left out take the language's recipe (lmstack/apps/sentiment/recipes.py)."""
     from dataclasses import replace
 
+    import torch
+
+    from lmstack.apps.sentiment.classifier import TextClassifier, classifier_from_encoder
     from lmstack.apps.sentiment.corpora import LABELS, load_corpus, sample, stratified_split
     from lmstack.apps.sentiment.finetune import finetune
     from lmstack.apps.sentiment.recipes import RECIPES
+    from lmstack.models.bert import POOLINGS
 
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(f"--pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    if freeze_layers is not None and freeze_layers < 0:
+        raise ValueError("--freeze-layers must be 0 (train every layer) or more")
     reviews = load_corpus(corpus, data)
     given = {"init": init, "pretrain_steps": pretrain_steps, "epochs": epochs, "lr": lr,
-             "batch_size": batch_size, "max_length": max_length, "truncation": truncation}
+             "batch_size": batch_size, "max_length": max_length, "truncation": truncation,
+             "pooling": pooling, "freeze_layers": freeze_layers}
     r = replace(RECIPES[reviews.language], **{k: v for k, v in given.items() if v is not None})
     if r.epochs <= 0 or r.lr <= 0 or r.batch_size < 1:
         raise ValueError("--epochs, --lr and --batch-size must be positive")
@@ -72,11 +88,16 @@ def train(
     train_set = reviews.subset(sample(train_rows, limit, seed))
     encoder, tokenizer = _encoder(r.init, train_set.texts, pretrain_file or [],
                                   r.pretrain_steps, seed)
-    classifier = _new_classifier(encoder, tokenizer, LABELS, r.max_length, r.truncation)
+    torch.manual_seed(seed)  # the head's init
+    classifier = TextClassifier(classifier_from_encoder(encoder, LABELS, r.pooling), tokenizer,
+                                r.max_length, r.truncation)
+    frozen = f", layers 1-{r.freeze_layers} frozen" if r.freeze_layers else ""
     _say(f"fine-tuning on {len(train_set.texts)} {corpus} reviews from {r.init} "
-         f"({r.epochs} epochs, lr {r.lr}, {r.truncation} cut of {r.max_length} tokens)")
+         f"({r.epochs} epochs, lr {r.lr}, {r.truncation} cut of {r.max_length} tokens, "
+         f"{r.pooling} pooling{frozen})")
     finetune(classifier, train_set.texts, train_set.labels, epochs=r.epochs, lr=r.lr,
-             batch_size=r.batch_size, seed=seed, max_steps=max_steps, log=_say)
+             batch_size=r.batch_size, seed=seed, max_steps=max_steps,
+             freeze_layers=r.freeze_layers, log=_say)
     classifier.save(out, corpus=corpus, seed=seed, init=r.init)
     _say(f"saved to {out}; score it with: lmstack apps sentiment eval {out}")
 
@@ -108,13 +129,6 @@ def _encoder(init: str, texts: list[str], extra_files: list[Path], steps: int, s
     if tokenizer is None:
         raise ValueError(f"{init} has no tokenizer files; pass a BERT folder with its vocab")
     return model, tokenizer
-
-
-def _new_classifier(encoder, tokenizer, labels, max_length: int, truncation: str):
-    from lmstack.apps.sentiment.classifier import TextClassifier, classifier_from_encoder
-
-    return TextClassifier(classifier_from_encoder(encoder, labels), tokenizer, max_length,
-                          truncation)
 
 
 @sentiment_app.command(name="eval")

@@ -2,11 +2,13 @@
 
 The recipe of Devlin et al. 2019 for GLUE: AdamW, a short linear warmup then decay (cosine
 here, lmstack's schedule), gradient clipping at 1.0, a few epochs at a small learning rate,
-cross-entropy on the classification head over the whole model.
+cross-entropy on the classification head over the whole model, or over its top layers only
+when the bottom ones are frozen (frozen.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmstack.apps.sentiment.classifier import TextClassifier
+from lmstack.apps.sentiment.classifier import TextClassifier, mean_by_text
+from lmstack.apps.sentiment.frozen import bottom_features, freeze_bottom, top_logits
 from lmstack.train.optim import WarmupCosine, build_optimizer
 
 
@@ -45,15 +48,33 @@ def train_steps(model: nn.Module, loss_of_step: Callable[[int], Tensor], steps: 
 
 def finetune(classifier: TextClassifier, texts: Sequence[str], labels: Sequence[int], *,
              epochs: float = 2.0, lr: float = 5e-5, batch_size: int = 16, seed: int = 0,
-             max_steps: int | None = None,
+             max_steps: int | None = None, freeze_layers: int = 0,
+             features: Sequence[Tensor] | None = None,
              log: Callable[[str], None] | None = None) -> list[float]:
-    """Train the whole classifier on (text, label) pairs, shuffled once per epoch."""
+    """Train the classifier on (text, label) pairs, shuffled once per epoch.
+
+    Each step reads the windows the classifier's cut gives a text (one drawn at random in
+    `chunks` mode) and takes one loss per text on the mean of its windows' logits. With
+    `freeze_layers` k, only the layers above k and the head train, on the frozen bottom's
+    output computed once (frozen.py); `features`, that output for every window of `texts` in
+    order, may be passed in when already computed (benchmarks reuse it across seeds)."""
     if len(texts) != len(labels) or not texts:
         raise ValueError("finetune needs as many labels as texts, and at least one of each")
     if not set(labels) <= set(range(classifier.model.config.num_labels)):
         raise ValueError(f"labels must be class indices below {classifier.model.config.num_labels}")
     rng = random.Random(seed)
-    torch.manual_seed(seed)  # dropout masks and the head's init are then reproducible
+    torch.manual_seed(seed)  # dropout masks are then reproducible
+    per_text = [classifier.windows(t) for t in texts]  # tokenised once
+    flat = [w for ws in per_text for w in ws]  # every text's windows, in order
+    first = [0, *itertools.accumulate(map(len, per_text))]  # text i: flat[first[i]:first[i+1]]
+    if features is not None and not freeze_layers:
+        raise ValueError("features are the frozen layers' output; pass freeze_layers too")
+    if freeze_layers:
+        freeze_bottom(classifier.model, freeze_layers)
+        if features is None:
+            features = bottom_features(classifier, flat, freeze_layers)
+        if len(features) != len(flat):
+            raise ValueError(f"features holds {len(features)} windows, the texts {len(flat)}")
     per_epoch = -(-len(texts) // batch_size)
     steps = max(1, round(epochs * per_epoch))
     steps = min(steps, max_steps) if max_steps else steps
@@ -65,10 +86,21 @@ def finetune(classifier: TextClassifier, texts: Sequence[str], labels: Sequence[
             rng.shuffle(epoch)
             order.extend(epoch)
         rows = [order.pop() for _ in range(batch_size)]
-        windows = [classifier.windows(texts[i], rng)[0] for i in rows]
-        logits = classifier.logits(windows)  # [B, num_labels]
+        owner, picked = [], []  # picked: indices into the flat list of all windows
+        for j, i in enumerate(rows):
+            every = range(first[i], first[i + 1])
+            chosen = [rng.choice(every)] if classifier.truncation == "chunks" else every
+            owner += [j] * len(chosen)
+            picked += chosen
+        if features is not None:
+            logits = top_logits(classifier.model, [features[w] for w in picked], freeze_layers)
+        else:
+            logits = classifier.logits([flat[w] for w in picked])
+        logits = mean_by_text(logits.float(), owner, len(rows))  # [B, num_labels]
         target = torch.tensor([labels[i] for i in rows], device=logits.device)
-        return F.cross_entropy(logits.float(), target)
+        return F.cross_entropy(logits, target)
 
-    return train_steps(classifier.model, loss_of_step, steps, lr, warmup=max(1, steps // 10),
-                       log=log)
+    losses = train_steps(classifier.model, loss_of_step, steps, lr,
+                         warmup=max(1, steps // 10), log=log)
+    classifier.model.requires_grad_(True)  # frozen for this run only
+    return losses
