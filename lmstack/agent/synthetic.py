@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -149,18 +150,22 @@ def make_cases(n: int, seed: int = 0, zh_share: float = 0.3) -> list[ToolCase]:
 
 
 def score_tool_use(model: ChatModel, cases: list[ToolCase], constrained: bool = False,
-                   **sampling: Any) -> dict[str, float]:
+                   workers: int = 1, **sampling: Any) -> dict[str, float]:
     """Run each case through the real tool loop: the share whose first reply calls the right
     tool with arguments that give the right result, and whose final answer holds that result.
-    `constrained` forces (and schema-guides) the first call."""
-    valid = correct = 0
-    for case in cases:
+    `constrained` forces (and schema-guides) the first call. `workers` cases run at once (a
+    model that batches concurrent calls, such as an AsyncEngine's, then decodes them together).
+    """
+    def one(case: ToolCase) -> tuple[bool, bool]:
         run = run_tools(model, case.messages()[:2], TOOLS, budget=Budget(max_steps=3),
                         force_first_call=constrained,
-                        **{"temperature": 0, "max_tokens": 96, **sampling})
+                        **{"temperature": 0, "max_tokens": 64, **sampling})
         first = run.tool_steps[0] if run.tool_steps else None
-        valid += first is not None and first.call.name == case.tool and \
-            first.observation == case.result
-        correct += bool(run.answer) and case.result in run.answer
-    return {"valid_calls": valid / len(cases), "correct_answers": correct / len(cases),
-            "cases": len(cases)}
+        return (first is not None and first.call.name == case.tool
+                and first.observation == case.result,
+                bool(run.answer) and case.result in run.answer)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, cases))
+    return {"valid_calls": sum(v for v, _ in results) / len(cases),
+            "correct_answers": sum(c for _, c in results) / len(cases), "cases": len(cases)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,12 +176,17 @@ def model_calls(model: Any, case: Case, constrained: bool, **sampling: Any
 
 
 def evaluate(model: Any, cases: Iterable[Case], constrained: bool = False,
-             on_case: Callable[[dict], None] | None = None, **sampling: Any) -> dict[str, Any]:
-    """Accuracy per category, plus how many replies held a parseable call at all."""
+             on_case: Callable[[dict], None] | None = None, workers: int = 1,
+             **sampling: Any) -> dict[str, Any]:
+    """Accuracy per category, plus how many replies held a parseable call at all. `workers`
+    cases are asked at once (a model that batches concurrent calls, such as an AsyncEngine's,
+    then decodes them together); records and `on_case` keep the cases' order."""
     per: dict[str, list[bool]] = {}
     records = []
-    for case in cases:
-        calls, text = model_calls(model, case, constrained, **sampling)
+    cases = list(cases)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        replies = list(pool.map(lambda c: model_calls(model, c, constrained, **sampling), cases))
+    for case, (calls, text) in zip(cases, replies, strict=True):
         ok = score(case, calls)
         per.setdefault(case.category, []).append(ok)
         record = {"id": case.id, "category": case.category, "correct": ok,

@@ -23,43 +23,75 @@ from lmstack.tokenizer.template_budget import (
     render_within_budget,
 )
 
-# The default for models that ship no template of their own (and for the BPE tokenizers we
-# train). Tools, when given, go into the system turn as one JSON schema per line; an assistant
-# turn's tool calls are written as <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
-# The template is written on one logical line so that no stray newline reaches the output.
-CHATML_TEMPLATE = (
-    "{%- if tools -%}"
-    "{{ '<|im_start|>system\\n' }}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{{ messages[0]['content'] + '\\n\\n' }}"
-    "{%- endif -%}"
-    '{{ \'# Tools\\n\\nTo call a tool, answer with <tool_call>{"name": ..., "arguments": {...}}'
-    "</tool_call>. Available tools:\\n<tools>' }}"
-    "{%- for tool in tools -%}{{ '\\n' + (tool | tojson) }}{%- endfor -%}"
-    "{{ '\\n</tools><|im_end|>\\n' }}"
-    "{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{%- if not (tools and loop.first and message['role'] == 'system') -%}"
-    "{%- set text -%}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- elif message['content'] is defined -%}"
-    "{%- for part in message['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
-    "{%- endif -%}"
-    "{%- endset -%}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + text }}"
-    "{%- for call in message['tool_calls'] or [] -%}"
-    "{%- set call = call['function'] if call['function'] is defined else call -%}"
-    "{%- set args = call['arguments'] -%}"
-    "{{ ('\\n' if text or not loop.first else '') + '<tool_call>\\n{\"name\": ' }}"
-    "{{- (call['name'] | tojson) + ', \"arguments\": ' -}}"
-    "{{- args if args is string else (args | tojson) -}}"
-    "{{ '}\\n</tool_call>' }}"
+# How tools are listed in the system turn. JSON is the full schema, one per line (what most
+# Hub templates do); signatures are one line per tool, `name(arg: type, ...): description`,
+# about a fifth of the tokens, for small models that learn the format and would otherwise
+# spend most of each training example re-reading schemas.
+TOOLS_AS_JSON = "{%- for tool in tools -%}{{ '\\n' + (tool | tojson) }}{%- endfor -%}"
+TOOLS_AS_SIGNATURES = (
+    "{%- for tool in tools -%}"
+    "{%- set f = tool['function'] if tool['function'] is defined else tool -%}"
+    "{%- set params = f['parameters'] if f['parameters'] is mapping else {} -%}"
+    "{%- set required = params['required'] if params['required'] is defined else [] -%}"
+    "{{ '\\n' + f['name'] + '(' }}"
+    "{%- for name, spec in (params['properties'] or {}).items() -%}"
+    "{{ name + ('' if name in required else '?') + ': ' }}"
+    "{%- if spec['enum'] is defined -%}{{ spec['enum'] | map('tojson') | join('|') }}"
+    "{%- elif spec['type'] is string -%}{{ spec['type'] }}"
+    "{%- elif spec['type'] is defined -%}{{ spec['type'] | join('|') }}"
+    "{%- else -%}any{%- endif -%}"
+    "{{ ', ' if not loop.last else '' }}"
     "{%- endfor -%}"
-    "{{ '<|im_end|>\\n' }}"
+    "{{ ')' }}"
+    "{%- if f['description'] -%}{{ ': ' + f['description'].strip().split('\\n')[0] }}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
+
+
+def chatml_template(tool_list: str = TOOLS_AS_JSON) -> str:
+    """ChatML with tools: when given, they go into the system turn (listed by `tool_list`);
+    an assistant turn's tool calls are written as
+    <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
+    The template is written on one logical line so that no stray newline reaches the output."""
+    return (
+        "{%- if tools -%}"
+        "{{ '<|im_start|>system\\n' }}"
+        "{%- if messages and messages[0]['role'] == 'system' -%}"
+        "{{ messages[0]['content'] + '\\n\\n' }}"
+        "{%- endif -%}"
+        '{{ \'# Tools\\n\\nTo call a tool, answer with <tool_call>{"name": ..., "arguments": {...}}'
+        "</tool_call>. Available tools:\\n<tools>' }}"
+        + tool_list +
+        "{{ '\\n</tools><|im_end|>\\n' }}"
+        "{%- endif -%}"
+        "{%- for message in messages -%}"
+        "{%- if not (tools and loop.first and message['role'] == 'system') -%}"
+        "{%- set text -%}"
+        "{%- if message['content'] is string -%}{{ message['content'] }}"
+        "{%- elif message['content'] is defined -%}"
+        "{%- for part in message['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
+        "{%- endif -%}"
+        "{%- endset -%}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' + text }}"
+        "{%- for call in message['tool_calls'] or [] -%}"
+        "{%- set call = call['function'] if call['function'] is defined else call -%}"
+        "{%- set args = call['arguments'] -%}"
+        "{{ ('\\n' if text or not loop.first else '') + '<tool_call>\\n{\"name\": ' }}"
+        "{{- (call['name'] | tojson) + ', \"arguments\": ' -}}"
+        "{{- args if args is string else (args | tojson) -}}"
+        "{{ '}\\n</tool_call>' }}"
+        "{%- endfor -%}"
+        "{{ '<|im_end|>\\n' }}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+    )
+
+
+# The default for models that ship no template of their own (and for the BPE tokenizers we
+# train).
+CHATML_TEMPLATE = chatml_template()
 
 
 class _GenerationTag(jinja2.ext.Extension):

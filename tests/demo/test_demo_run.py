@@ -41,6 +41,8 @@ def demo_out(tmp_path_factory, request):
                "quant": {"model": real, "decode_tokens": 4, "eval_tokens": 257, "max_tokens": 8},
                "rag": {"max_tokens": 8, "model": real, "embedder": "bm25",
                        "questions": RAG_QUESTIONS[:1]},
+               "toolcall": {"model": real, "held_out": 2, "recipe": {
+                   "steps": 2, "r": 2, "alpha": 4, "train_cases": 4, "micro_batch_size": 1}},
                "diffusion": {"minutes": 0.05, "widths": [16, 16], "per_class": 2, "steps": 4,
                              "classifier_steps": 30}}
     report = run_demo(out, minutes=BUDGET_MIN, console=Console(quiet=True), options=options)
@@ -52,7 +54,7 @@ def test_report_has_a_section_per_stage(demo_out):
     titles = re.findall(r"^## (.+)$", report, flags=re.MULTILINE)
     assert titles == ["Corpus", "Tokenizer", "Pretraining", "Serving", "A real model",
                       "Quantization", "Answers with citations (RAG)", "Fine-tuning with LoRA",
-                      "Image and text (CLIP)", "Diffusion: digits from noise", "Timings"]
+                      "SmolLM2 calls tools (LoRA)", "Image and text (CLIP)", "Diffusion: digits from noise", "Timings"]
     assert (out / "loss.png").stat().st_size > 10_000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
 
@@ -149,3 +151,19 @@ def test_finetune_stage_trained_a_copy_of_smollm2(demo_out, smollm2):
     assert (out / "finetune" / "adapter" / "adapter_config.json").is_file()
     q_proj = smollm2[0].model.layers[0].self_attn.q_proj  # the shared model: no LoRA in it
     assert type(q_proj) is torch.nn.Linear
+
+
+def test_toolcall_stage_scored_before_and_after_and_saved_its_adapter(demo_out, smollm2):
+    """At tiny scale (2 steps, 2 held-out cases): the numbers that count come from the full
+    run (README), not from here."""
+    out, report = demo_out
+    section = report.split("## SmolLM2 calls tools (LoRA)")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| SmolLM2 .+\| (free|constrained) \| (\d+)% \| (\d+)% \|$", section,
+                      flags=re.MULTILINE)
+    assert [r[0] for r in rows] == ["free", "constrained"] * 2
+    assert "2 AdamW steps" in section and section.count("user: ") == 2
+    assert "17 × 23 等于多少？" in section and (out / "toolcall_loss.png").is_file()
+    adapter = out / "toolcall" / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer.json").is_file()
+    q_proj = smollm2[0].model.layers[0].self_attn.q_proj  # the shared model: no LoRA in it
+    assert type(q_proj).__name__ == "Linear"

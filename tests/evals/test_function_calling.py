@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,21 @@ def test_evaluate_real_cases_with_a_scripted_model():
     assert r["accuracy"] == {"live_simple": 0.5, "irrelevance": 1.0}
     assert r["made_a_call"] == pytest.approx(2 / 3)
     assert all(s["tool_choice"] == "required" and s["temperature"] == 0 for s in model.sent)
+
+
+@needs_data
+def test_evaluate_asks_cases_at_once_and_keeps_their_order():
+    cases = load_cases(DATA, "live_simple", limit=3)
+    together = threading.Barrier(3, timeout=10)  # breaks unless all three are asked at once
+
+    class Echo:  # answers each case with its own question, once all three are waiting
+        def chat(self, messages, tools=None, **sampling):
+            together.wait()
+            return ChatResult(Message("assistant", messages[-1]["content"]), "stop")
+
+    r = evaluate(Echo(), cases, workers=3)
+    assert [x["text"] for x in r["records"]] == [c.messages[-1]["content"] for c in cases]
+    assert [x["id"] for x in r["records"]] == [c.id for c in cases]
 
 
 @needs_data
