@@ -10,10 +10,13 @@ digit with confidence >= 0.9, the classes present, and the Frechet distance betw
 penultimate features of generated and of real held-out digits (real train vs real test gives
 the floor; for the latent model the autoencoder's reconstructions of the test digits give
 its floor), at several guidance scales. Every run is sized by the clock (the schedule fitted to
-the steps the minutes hold) and samples with an EMA of the weights. Shapes: colour and corner read from the pixels for prompts in English and Chinese,
-seen and held-out colour-shape combinations. Side by side: our DDIM loop against diffusers'
-DDIMScheduler driving the same UNet (same pictures, time ratio).
-Run: `OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion.py` (~35 min on 2 cores).
+the steps the minutes hold) and samples with an EMA of the weights. Shapes: colour, shape and
+corner read from the pixels by rule (lmstack/multimodal/shape_reader.py) for prompts in English
+and Chinese, seen and held-out colour-shape combinations. Side by side: our DDIM loop against
+diffusers' DDIMScheduler driving the same UNet (same pictures, time ratio).
+Run: `OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion.py` (~50 min on 2 cores;
+`--only NAME` reruns one part; `--threads 1` when the machine is shared: two threads on two
+busy cores ran 4x slower here).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from lmstack.fileio import atomic_write_text
 from lmstack.learn.topic_cnn import train_cnn
 from lmstack.multimodal.pictures import grid, save_png
 from lmstack.multimodal.quality import conditional_accuracy, frechet_distance, lenet_features
-from lmstack.multimodal.shapes import ALL_SHAPES, COLOURS, digit_caption, make_shapes
+from lmstack.multimodal.shape_reader import read_shape
+from lmstack.multimodal.shapes import ALL_SHAPES, Shape, digit_caption, make_shapes
 from lmstack.multimodal.train_diffusion import (
     caption_model,
     digit_model,
@@ -181,19 +185,6 @@ def rate_text_digits(minutes: float, clip_steps: int, per_class: int, steps: int
     return out
 
 
-def read_shape(image: np.ndarray) -> tuple[str, str]:
-    """(colour, corner) of a generated [3, S, S] picture, from its bright pixels."""
-    lit = image.max(axis=0) > 0.5
-    if not lit.any():
-        return "none", "none"
-    mean = image[:, lit].mean(axis=1)
-    colour = min(COLOURS, key=lambda c: np.square(mean - np.asarray(COLOURS[c])).sum())
-    ys, xs = np.nonzero(lit)
-    half = image.shape[-1] / 2
-    corner = f"{'top' if ys.mean() < half else 'bottom'} {'left' if xs.mean() < half else 'right'}"
-    return colour, corner
-
-
 def rate_shapes(minutes, steps, guidance, work: Path) -> dict:
     images, shapes = make_shapes(4000, split="train")
     rng = np.random.default_rng(0)
@@ -211,10 +202,12 @@ def rate_shapes(minutes, steps, guidance, work: Path) -> dict:
             asked = [pool[i % len(pool)] for i in range(4 * len(pool))]
             pics = generate(model, model.encode_prompts([s.caption(lang) for s in asked]), steps,
                             guidance).numpy()
-            reads = [read_shape(p) for p in pics]
+            reads = [read_shape(p) or Shape("none", "none", "none") for p in pics]
             key = f"{'held_out' if held else 'seen'}_{lang}"
-            out[f"colour_accuracy_{key}"] = float(np.mean([r[0] == s.colour for r, s in zip(reads, asked)]))
-            out[f"corner_accuracy_{key}"] = float(np.mean([r[1] == s.position for r, s in zip(reads, asked)]))
+            for attr in ("colour", "shape", "position"):
+                out[f"{attr}_accuracy_{key}"] = float(np.mean(
+                    [getattr(r, attr) == getattr(s, attr) for r, s in zip(reads, asked)]))
+            out[f"all_three_{key}"] = float(np.mean([r == s for r, s in zip(reads, asked)]))
             shown.append(pics[:12])
     save_png(grid(np.concatenate(shown), rows=4, scale=3), RESULTS / "diffusion_shapes.png")
     return out
