@@ -1,9 +1,11 @@
 """A denoising diffusion model: the UNet, its noise schedule and its condition (a class label
 or a text through a frozen encoder), trained by the Trainer to predict the noise, sampled with
-DDPM or DDIM and classifier-free guidance, saved as config.json + model.safetensors.
+DDPM or DDIM and classifier-free guidance, saved as config.json + model.safetensors. With an
+autoencoder it is a latent diffusion model: the UNet denoises latents, the decoder draws them.
 
 References: Ho et al. 2020 (DDPM), Song et al. 2021 (DDIM), Ho & Salimans 2022 (classifier-free
-guidance: drop the condition in training, mix the two predictions when sampling).
+guidance: drop the condition in training, mix the two predictions when sampling), Rombach et
+al. 2022 (latent diffusion).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lmstack.fileio import atomic_write, atomic_write_text
+from lmstack.multimodal.autoencoder import AutoEncoder, AutoEncoderConfig
 from lmstack.multimodal.schedulers import NoiseSchedule
 from lmstack.multimodal.text_condition import TextEncoder, load_text_encoder, words
 from lmstack.multimodal.unet import UNet, UNetConfig
@@ -31,14 +34,22 @@ class DiffusionConfig:
     # Class models: the words that name each class ("7", "seven", "七"), for prompts.
     class_words: list[list[str]] = field(default_factory=list)
     text_encoder: dict[str, Any] | None = None  # text models: load_text_encoder's spec
+    autoencoder: dict[str, Any] | None = None   # latent models: the AutoEncoderConfig
 
 
 class DiffusionModel(nn.Module):
     """forward(x_t, t, cond, keep) -> predicted noise; images live in [-1, 1] inside."""
 
-    def __init__(self, config: DiffusionConfig, text_encoder: TextEncoder | None = None):
+    def __init__(self, config: DiffusionConfig, text_encoder: TextEncoder | None = None,
+                 autoencoder: AutoEncoder | None = None):
         super().__init__()
+        if autoencoder is not None:
+            config.autoencoder = asdict(autoencoder.config)
+        elif config.autoencoder:
+            autoencoder = AutoEncoder(AutoEncoderConfig(**config.autoencoder))
         self.config = config
+        # Frozen: trained before the UNet, its latent space is the UNet's data.
+        self.autoencoder = autoencoder.eval().requires_grad_(False) if autoencoder else None
         self.unet = UNet(config.unet)
         self.schedule = NoiseSchedule(config.train_steps, config.beta_schedule)
         self.text_encoder = text_encoder or (load_text_encoder(config.text_encoder)
@@ -47,6 +58,22 @@ class DiffusionModel(nn.Module):
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None,
                 keep: Tensor | None = None) -> Tensor:
         return self.unet(x, t, cond, keep)
+
+    @property
+    def image_size(self) -> int:
+        """The side of the pictures it draws (the decoder's, for a latent model)."""
+        ae = self.config.autoencoder
+        return ae["image_size"] if ae else self.config.unet.image_size
+
+    @torch.no_grad()
+    def data_from_images(self, images: np.ndarray) -> np.ndarray:
+        """What the UNet learns to denoise, in [0, 1]: the images, or their latents (tanh's
+        [-1, 1] mapped to [0, 1], so the Denoising objective's x * 2 - 1 recovers them)."""
+        if self.autoencoder is None:
+            return images
+        z = torch.cat([self.autoencoder.encode(torch.from_numpy(images[i:i + 512]))
+                       for i in range(0, len(images), 512)])
+        return ((z + 1) / 2).numpy()
 
     # ------------------------------------------------------------------ prompts
     def prompt_error(self, prompt: str) -> str | None:
@@ -78,7 +105,8 @@ class DiffusionModel(nn.Module):
     def generate(self, cond: Tensor | None, n: int | None = None, steps: int = 50,
                  sampler: str = "ddim", guidance: float = 2.0, eta: float = 0.0,
                  seed: int = 0) -> Tensor:
-        """[B, C, S, S] images in [0, 1]: start from seeded noise, denoise `steps` times.
+        """[B, C, S, S] images in [0, 1]: start from seeded noise, denoise `steps` times
+        (then decode, for a latent model).
 
         Guidance w mixes eps = eps_null + w (eps_cond - eps_null): w = 1 is the plain
         conditional model, larger w trades variety for fidelity to the condition.
@@ -106,7 +134,8 @@ class DiffusionModel(nn.Module):
             else:
                 noise = torch.randn(x.shape, generator=g) if eta > 0 else None
                 x = self.schedule.ddim_step(eps, t, prev, x, eta, noise)
-        return ((x.clamp(-1, 1) + 1) / 2).float()
+        x = x.clamp(-1, 1).float()
+        return self.autoencoder.decode(x) if self.autoencoder is not None else (x + 1) / 2
 
     # ------------------------------------------------------------------ files
     def save_pretrained(self, folder: str | Path) -> None:
@@ -118,6 +147,9 @@ class DiffusionModel(nn.Module):
                                                              ensure_ascii=False))
         state = {k: v.contiguous() for k, v in self.unet.state_dict().items()}
         atomic_write(folder / "model.safetensors", lambda tmp: save_file(state, tmp))
+        if self.autoencoder is not None:
+            ae = {k: v.contiguous() for k, v in self.autoencoder.state_dict().items()}
+            atomic_write(folder / "autoencoder.safetensors", lambda tmp: save_file(ae, tmp))
 
 
 def load_diffusion(folder: str | Path) -> DiffusionModel:
@@ -130,9 +162,14 @@ def load_diffusion(folder: str | Path) -> DiffusionModel:
                          "model.safetensors); train one with benchmarks/diffusion.py or "
                          "`lmstack demo --stages diffusion`")
     raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("autoencoder") and not (folder / "autoencoder.safetensors").is_file():
+        raise ValueError(f"{folder} holds a latent diffusion model but no "
+                         "autoencoder.safetensors; copy the whole folder that saved it")
     config = DiffusionConfig(**{**raw, "unet": UNetConfig(**raw["unet"])})
     model = DiffusionModel(config)
     model.unet.load_state_dict(load_file(folder / "model.safetensors"))
+    if model.autoencoder is not None:
+        model.autoencoder.load_state_dict(load_file(folder / "autoencoder.safetensors"))
     return model.eval()
 
 

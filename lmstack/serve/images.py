@@ -77,7 +77,7 @@ def image_model_cards(models: dict[str, Any], created: int) -> list[dict[str, An
 
 
 def allowed_sizes(model: Any) -> list[str]:
-    side = model.config.unet.image_size
+    side = model.image_size
     return [f"{side * k}x{side * k}" for k in (1, 2, 4, 8, 16, 32, 64) if side * k <= MAX_SIDE]
 
 
@@ -102,7 +102,7 @@ async def generations(req: ImageRequest, request: Request) -> dict[str, Any]:
                       f"{', '.join(sizes)}.", "size")
     if (why := model.prompt_error(req.prompt)) is not None:
         raise invalid(why[0].upper() + why[1:] + ".", "prompt")
-    scale = int(size.split("x")[0]) // model.config.unet.image_size
+    scale = int(size.split("x")[0]) // model.image_size
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
     # The sampling loop is CPU work: off the event loop, so other requests keep moving.
     pictures = await asyncio.to_thread(_draw, model, req.prompt, req.n, scale, seed)
