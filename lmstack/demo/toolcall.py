@@ -7,9 +7,9 @@ gets a second template, "tool_use" (lmstack's ChatML with tools in the system tu
 <tool_call> blocks, SmolLM2's own special tokens), picked whenever tools are passed; chats
 without tools keep SmolLM2's template. The tools are listed as one-line signatures, not JSON
 Schemas: with schemas they were ~450 of ~570 tokens per example, so training was mostly spent
-re-reading them (and 40 steps reached 20% valid calls); signatures leave ~310. Training data is rendered through it exactly as the
-engine renders prompts (lmstack.data.sft), with the loss on both assistant turns: the call and
-the answer that quotes the tool's result. The adapter folder also holds this tokenizer, so
+re-reading them (and 40 steps reached 20% valid calls); signatures leave ~310. Training data
+is rendered through it exactly as the engine renders prompts (lmstack.data.sft), with the loss
+on both assistant turns: the call and the answer that quotes the tool's result. The adapter folder also holds this tokenizer, so
 whoever loads the adapter (`lmstack agent eval --adapter`) prompts the way it was trained.
 """
 
