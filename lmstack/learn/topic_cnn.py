@@ -24,14 +24,7 @@ def train_cnn(arch: str, data: tuple, steps: int, out: Path, batch: int = 64,
 
     from lmstack.data.digits import ImageSet
     from lmstack.models.cnn import CNNConfig, build_cnn
-    from lmstack.train.config import (
-        DataSection,
-        ModelSection,
-        OptimizerSection,
-        ScheduleSection,
-        TrainConfig,
-        TrainingSection,
-    )
+    from lmstack.train.config import OptimizerSection, in_memory_config
     from lmstack.train.objectives import Classification
     from lmstack.train.trainer import Trainer
 
@@ -40,17 +33,11 @@ def train_cnn(arch: str, data: tuple, steps: int, out: Path, batch: int = 64,
     torch.manual_seed(0)
     widths = {"lenet": [6, 16], "resnet": [16, 32]}[arch]
     model = build_cnn(CNNConfig(arch, size, widths=widths, kernel=5 if size >= 28 else 3))
-    # The Trainer's config is the YAML recipe's; images need no tokenizer or shards, so its
-    # data section stays empty (model_construct skips the "shards or files" check).
-    config = TrainConfig.model_construct(
-        model=ModelSection(), data=DataSection.model_construct(),
-        optimizer=OptimizerSection(lr=lr, weight_decay=0.01, betas=(0.9, 0.999)),
-        schedule=ScheduleSection(warmup_steps=max(1, steps // 20)),
-        training=TrainingSection(out_dir=out, max_steps=steps, max_minutes=minutes,
-                                 micro_batch_size=batch,
-                                 log_every=max(1, steps // 50), eval_every=max(1, steps // 5),
-                                 eval_batches=8, save_every=10**9, keep_last=1,
-                                 progress=False))
+    # The Trainer's config is the YAML recipe's, for images already in memory.
+    config = in_memory_config(out, steps, batch,
+                              OptimizerSection(lr=lr, weight_decay=0.01, betas=(0.9, 0.999)),
+                              warmup_steps=max(1, steps // 20), minutes=minutes,
+                              eval_every=max(1, steps // 5), eval_batches=8)
     trainer = Trainer(model, Classification(), ImageSet(Xtr, ytr), config,
                       val_data=ImageSet(Xte, yte))
     summary = trainer.fit()

@@ -39,24 +39,12 @@ def small_clip_config(vocab_size: int, image_size: int, channels: int, patch: in
 def image_train_config(out: str | Path, steps: int, batch: int, lr: float,
                        minutes: float | None, seed: int):
     """The Trainer's config for in-memory image data: AdamW, 10% warmup then cosine, no
-    checkpoints but the last (images need no shards: see lmstack/learn/topic_cnn.py)."""
-    from lmstack.train.config import (
-        DataSection,
-        ModelSection,
-        OptimizerSection,
-        ScheduleSection,
-        TrainConfig,
-        TrainingSection,
-    )
+    checkpoints but the last."""
+    from lmstack.train.config import OptimizerSection, in_memory_config
 
-    return TrainConfig.model_construct(
-        model=ModelSection(), data=DataSection.model_construct(),
-        optimizer=OptimizerSection(lr=lr, weight_decay=0.05, betas=(0.9, 0.98)),
-        schedule=ScheduleSection(warmup_steps=max(1, steps // 10)),
-        training=TrainingSection(out_dir=Path(out), max_steps=steps, max_minutes=minutes,
-                                 micro_batch_size=batch, seed=seed,
-                                 log_every=max(1, steps // 50), eval_every=10**9,
-                                 save_every=10**9, keep_last=1, progress=False))
+    return in_memory_config(out, steps, batch,
+                            OptimizerSection(lr=lr, weight_decay=0.05, betas=(0.9, 0.98)),
+                            warmup_steps=max(1, steps // 10), minutes=minutes, seed=seed)
 
 
 def train_clip(data: CaptionedImages, config: CLIPConfig, out: str | Path, steps: int,

@@ -81,25 +81,12 @@ def fit_images(model: nn.Module, objective: Any, data: Any, steps: int, out: Pat
     """Train on in-memory images (AdamW, 2% warmup then cosine); with `minutes`, `steps` is
     a cap and the run is sized by timing its first steps. With `ema_of`, that module ends
     holding the EMA of its weights. Returns the Trainer's summary plus wall seconds."""
-    from lmstack.train.config import (
-        DataSection,
-        ModelSection,
-        OptimizerSection,
-        ScheduleSection,
-        TrainConfig,
-        TrainingSection,
-    )
+    from lmstack.train.config import OptimizerSection, in_memory_config
 
-    # Images need no tokenizer or shards: the data section stays empty (model_construct skips
-    # its "shards or files" check), as for the CNNs.
-    config = TrainConfig.model_construct(
-        model=ModelSection(), data=DataSection.model_construct(),
-        optimizer=OptimizerSection(lr=lr, weight_decay=0.0, betas=(0.9, 0.99)),
-        schedule=ScheduleSection(warmup_steps=max(1, steps // 50)),
-        training=TrainingSection(out_dir=out, max_steps=steps, max_minutes=minutes,
-                                 micro_batch_size=batch, log_every=max(1, min(steps, 5000) // 50),
-                                 eval_every=10**9, save_every=10**9, keep_last=1,
-                                 precision=precision, progress=False))
+    config = in_memory_config(out, steps, batch,
+                              OptimizerSection(lr=lr, weight_decay=0.0, betas=(0.9, 0.99)),
+                              warmup_steps=max(1, steps // 50), minutes=minutes,
+                              log_every=max(1, min(steps, 5000) // 50), precision=precision)
     ema = EMA(ema_of, ema_decay) if ema_of is not None else None
     trainer = EMATrainer(model, objective, data, config, ema=ema, ema_of=ema_of)
     start = time.perf_counter()

@@ -121,6 +121,22 @@ class TrainConfig(_Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
 
 
+def in_memory_config(out: str | Path, steps: int, batch: int, optimizer: OptimizerSection,
+                     warmup_steps: int, minutes: float | None = None,
+                     **training: Any) -> TrainConfig:
+    """The Trainer's config for data already in memory (images, arrays): there is no tokenizer
+    and no shard, so the data section stays empty (model_construct skips its "shards or files"
+    check). It logs about 50 times and keeps only the last checkpoint, with no evaluation,
+    unless `training` (TrainingSection fields) says otherwise."""
+    run = {"log_every": max(1, steps // 50), "eval_every": 10**9, "save_every": 10**9,
+           "keep_last": 1, "progress": False, **training}
+    return TrainConfig.model_construct(
+        model=ModelSection(), data=DataSection.model_construct(), optimizer=optimizer,
+        schedule=ScheduleSection(warmup_steps=warmup_steps),
+        training=TrainingSection(out_dir=Path(out), max_steps=steps, max_minutes=minutes,
+                                 micro_batch_size=batch, **run))
+
+
 def _where(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
