@@ -3,7 +3,7 @@ every training window never changes and is computed once, then fed to the top ea
 
 On two CPU cores this is what makes whole long reviews affordable: 1,600 movie reviews are
 ~6,200 windows of 256 tokens, and a step reads all windows of 16 reviews. With MiniLM's
-layers 1-5 frozen a step runs one layer forward and back instead of six; Lee et al. 2019
+layers 1-4 frozen a step runs two layers forward and back instead of six; Lee et al. 2019
 ("What Would Elsa Do? Freezing Layers During Transformer Fine-Tuning") find that tuning only
 the top layers keeps most of full fine-tuning's quality.
 The cache is computed in eval mode (no dropout in the frozen layers) and, where
